@@ -1,0 +1,96 @@
+"""Plots every notebook uses: image grids, loss curves, a decoded grid over a 2-D latent."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from torchvision.utils import make_grid
+
+from .training import History
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, value_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Tile (N, C, H, W) images into one (H', W') array in [0, 1] (grayscale) for imshow."""
+    images = images.detach().float().cpu()
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if value_range is None:
+        value_range = (-1.0, 1.0) if images.min() < 0 else (0.0, 1.0)
+    grid = make_grid(images, nrow=nrow, padding=padding, normalize=True, value_range=value_range, pad_value=1.0)
+    return grid[0]
+
+
+def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None,
+                value_range: tuple[float, float] | None = None, figsize: tuple[float, float] | None = None):
+    """Show images as a grid; returns the axes."""
+    grid = image_grid(images, nrow=nrow, value_range=value_range)
+    if ax is None:
+        h, w = grid.shape
+        _, ax = plt.subplots(figsize=figsize or (min(12, 1.5 + w / 40), min(12, 0.5 + h / 40)))
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def show_image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], ncol: int | None = None):
+    """Several rows of images, one label each (e.g. originals above reconstructions)."""
+    ncol = ncol or min(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.2 * ncol, 1.4 * len(rows)), squeeze=False)
+    for ax, row, label in zip(axes[:, 0], rows, labels):
+        show_images(row[:ncol], nrow=ncol, ax=ax)
+        ax.set_title(label, loc="left", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def smooth(values: Sequence[float], window: int) -> list[float]:
+    """Trailing moving average (for noisy per-step losses)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_history(history: History | dict[str, History], keys: Sequence[str] = ("loss",), smooth_window: int = 10,
+                 ax=None, ylabel: str | None = None, logy: bool = False):
+    """Loss curves per step (smoothed) for one run or several runs side by side."""
+    runs = history if isinstance(history, dict) else {"": history}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    for run_name, run in runs.items():
+        for key in keys:
+            values = run.series(key)
+            if not values:
+                continue
+            label = " ".join(part for part in (run_name, key) if part)
+            ax.plot(range(1, len(values) + 1), smooth(values, smooth_window), label=label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel or ", ".join(keys))
+    if logy:
+        ax.set_yscale("log")
+    if len(runs) > 1 or len(keys) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def latent_grid(decode: Callable[[torch.Tensor], torch.Tensor], n: int = 15, span: float = 0.95,
+                use_inverse_cdf: bool = True) -> torch.Tensor:
+    """Decode a regular n×n grid over a 2-D latent; returns (n*n, 1, H, W) images.
+
+    With ``use_inverse_cdf`` the grid is evenly spaced in probability under N(0, 1) (the
+    lecture's picture): z = Φ⁻¹(u) for u evenly spaced in [1 − span, span], so each cell covers
+    equal prior mass."""
+    ticks = torch.linspace(1 - span, span, n) if use_inverse_cdf else torch.linspace(-span, span, n)
+    if use_inverse_cdf:
+        ticks = torch.distributions.Normal(0.0, 1.0).icdf(ticks)
+    z1, z2 = torch.meshgrid(ticks, ticks.flip(0), indexing="xy")
+    z = torch.stack([z1.flatten(), z2.flatten()], dim=1)
+    with torch.no_grad():
+        return decode(z)

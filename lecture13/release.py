@@ -1,0 +1,152 @@
+"""Build the student release ``notebooks/`` from the instructor's source ``solutions/``.
+
+The notebooks follow nbgrader's conventions, so an instructor who uses nbgrader can take them
+as they are:
+
+* answer cells (metadata ``nbgrader.solution = true``): code between ``### BEGIN SOLUTION`` and
+  ``### END SOLUTION`` becomes ``raise NotImplementedError()``; a markdown answer becomes
+  ``YOUR ANSWER HERE``;
+* test cells (``nbgrader.grade = true``, not a solution): lines between
+  ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` are removed;
+* every output and execution count is cleared.
+
+The release also stamps the course header (badges) and the Colab set-up cell from
+:mod:`lecture13.course`, in the solutions too, so the repository address lives in one place.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+from . import course
+
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+HEADER_ID, SETUP_ID = "course-header", "colab-setup"
+BADGE_LINE = re.compile(r"^\[!\[Binder\].*$", re.MULTILINE)
+
+
+class ReleaseError(ValueError):
+    """A source notebook breaks the conventions (e.g. an answer cell without markers)."""
+
+
+def nbgrader(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_answer_cell(cell) -> bool:
+    return bool(nbgrader(cell).get("solution"))
+
+
+def is_test_cell(cell) -> bool:
+    meta = nbgrader(cell)
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def strip_solution(source: str, where: str = "") -> str:
+    """Replace every solution region with a NotImplementedError stub at the marker's indent."""
+    lines, out, inside = source.split("\n"), [], False
+    for line in lines:
+        stripped = line.strip()
+        if stripped == BEGIN_SOLUTION:
+            if inside:
+                raise ReleaseError(f"{where}: nested {BEGIN_SOLUTION}")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
+        elif stripped == END_SOLUTION:
+            if not inside:
+                raise ReleaseError(f"{where}: {END_SOLUTION} without {BEGIN_SOLUTION}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ReleaseError(f"{where}: {BEGIN_SOLUTION} without {END_SOLUTION}")
+    return "\n".join(out)
+
+
+def strip_hidden_tests(source: str, where: str = "") -> str:
+    lines, out, inside = source.split("\n"), [], False
+    for line in lines:
+        stripped = line.strip()
+        if stripped == BEGIN_HIDDEN:
+            inside = True
+        elif stripped == END_HIDDEN:
+            if not inside:
+                raise ReleaseError(f"{where}: {END_HIDDEN} without {BEGIN_HIDDEN}")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ReleaseError(f"{where}: {BEGIN_HIDDEN} without {END_HIDDEN}")
+    return "\n".join(out).rstrip("\n")
+
+
+def stamp_course_cells(nb, filename: str, folder: str) -> None:
+    """Refresh the badges in the header cell and the Colab set-up cell from lecture13.course."""
+    for cell in nb.cells:
+        if cell.get("id") == HEADER_ID and cell.cell_type == "markdown":
+            badge = course.badges(filename, folder)
+            if BADGE_LINE.search(cell.source):
+                cell.source = BADGE_LINE.sub(lambda _: badge, cell.source, count=1)
+            else:
+                cell.source = badge + "\n\n" + cell.source
+        elif cell.get("id") == SETUP_ID and cell.cell_type == "code":
+            cell.source = course.colab_setup_source()
+
+
+def student_version(nb, filename: str = "notebook"):
+    """A released copy of a source notebook (the source is not modified)."""
+    released = nbformat.v4.new_notebook(metadata=nb.metadata)
+    for index, cell in enumerate(nb.cells):
+        cell = nbformat.from_dict(cell)
+        where = f"{filename}, cell {index} ({nbgrader(cell).get('grade_id', cell.get('id'))})"
+        if cell.cell_type == "code":
+            if is_answer_cell(cell):
+                if BEGIN_SOLUTION not in cell.source:
+                    raise ReleaseError(f"{where}: answer cell without {BEGIN_SOLUTION} / {END_SOLUTION}")
+                cell.source = strip_solution(cell.source, where)
+            elif is_test_cell(cell):
+                cell.source = strip_hidden_tests(cell.source, where)
+            cell.outputs, cell.execution_count = [], None
+        elif cell.cell_type == "markdown" and is_answer_cell(cell):
+            cell.source = "YOUR ANSWER HERE"
+        cell.metadata.pop("execution", None)
+        released.cells.append(cell)
+    return released
+
+
+def release(solutions: Path | str = "solutions", notebooks: Path | str = "notebooks",
+            check_only: bool = False) -> list[str]:
+    """Write ``notebooks/X`` for every ``solutions/X.ipynb``; stamp the course cells in the
+    sources too. With ``check_only`` nothing is written; returns the files that are out of date."""
+    solutions, notebooks = Path(solutions), Path(notebooks)
+    stale: list[str] = []
+    sources = sorted(solutions.glob("*.ipynb"))
+    if not sources:
+        raise ReleaseError(f"no notebooks in {solutions}/")
+    for src in sources:
+        nb = nbformat.read(src, as_version=4)
+        before = nbformat.writes(nb)
+        stamp_course_cells(nb, src.name, "solutions")
+        if nbformat.writes(nb) != before:
+            stale.append(str(src))
+            if not check_only:
+                nbformat.write(nb, src)
+        released = student_version(nb, src.name)
+        stamp_course_cells(released, src.name, "notebooks")
+        target = notebooks / src.name
+        text = nbformat.writes(released) + "\n"
+        if not target.exists() or target.read_text() != text:
+            stale.append(str(target))
+            if not check_only:
+                notebooks.mkdir(parents=True, exist_ok=True)
+                target.write_text(text)
+    extra = sorted({p.name for p in notebooks.glob("*.ipynb")} - {p.name for p in sources})
+    for name in extra:
+        stale.append(str(notebooks / name))
+        if not check_only:
+            (notebooks / name).unlink()
+    return stale
