@@ -49,8 +49,11 @@ def colab_setup_source() -> str:
             f"    %pip install -q \"lecture13 @ git+https://github.com/{REPOSITORY}@{BRANCH}\"")
 
 
-def readme_notebook_table() -> str:
+def readme_notebook_table(present: set[str] | None = None) -> str:
+    """The README's table of notebooks (only those in ``present``, when given)."""
     rows = ["| notebook | what you learn | run it |", "|---|---|---|"]
     for file, title, line in NOTEBOOKS:
+        if present is not None and file not in present:
+            continue
         rows.append(f"| [{file}](notebooks/{file}) — **{title}** | {line} | {badges(file)} |")
     return "\n".join(rows)

@@ -94,3 +94,55 @@ def latent_grid(decode: Callable[[torch.Tensor], torch.Tensor], n: int = 15, spa
     z = torch.stack([z1.flatten(), z2.flatten()], dim=1)
     with torch.no_grad():
         return decode(z)
+
+
+# The lecture's taxonomy of generative models (after Goodfellow, NIPS 2016 tutorial), as data:
+# (label, children). Leaves name the models this course builds.
+TAXONOMY = ("Generative models", [
+    ("Explicit density", [
+        ("Tractable density", [("Autoregressive:\nPixelRNN, PixelCNN\n(notebook 01)", [])]),
+        ("Approximate density", [("Variational:\nVAE\n(notebook 03)", []), ("Markov chain:\nBoltzmann machine", [])]),
+    ]),
+    ("Implicit density", [
+        ("Direct", [("GAN, DCGAN\n(notebooks 04-05)", [])]),
+        ("Markov chain", [("GSN", [])]),
+    ]),
+])
+
+
+def _leaves(node) -> int:
+    return max(1, sum(_leaves(c) for c in node[1]))
+
+
+def draw_taxonomy(tree=TAXONOMY, ax=None, highlight: Sequence[str] = ("PixelRNN", "VAE", "GAN")):
+    """Draw a tree of (label, children) top-down; leaves containing a ``highlight`` word are
+    the families this course implements. Returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 4.2))
+
+    def depth(node) -> int:
+        return 1 + max((depth(c) for c in node[1]), default=0)
+
+    levels = depth(tree)
+
+    def place(node, left: float, level: int):
+        width = _leaves(node)
+        x, y = left + width / 2, levels - 1 - level
+        label, children = node
+        course = any(word in label for word in highlight)
+        ax.text(x, y, label, ha="center", va="center", fontsize=9,
+                bbox=dict(boxstyle="round,pad=0.35", fc="#ffe9b3" if course else "#e8eef7",
+                          ec="#c47f00" if course else "#5b7bb2"))
+        cursor = left
+        for child in children:
+            cx = cursor + _leaves(child) / 2
+            ax.annotate("", xy=(cx, y - 1 + 0.22), xytext=(x, y - 0.22),
+                        arrowprops=dict(arrowstyle="-|>", color="#666", lw=0.8))
+            place(child, cursor, level + 1)
+            cursor += _leaves(child)
+
+    place(tree, 0.0, 0)
+    ax.set_xlim(-0.2, _leaves(tree) + 0.2)
+    ax.set_ylim(-0.6, levels - 0.4)
+    ax.set_axis_off()
+    return ax

@@ -118,15 +118,38 @@ def student_version(nb, filename: str = "notebook"):
     return released
 
 
+README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
+
+
+def readme_with_table(text: str, present: set[str] | None = None) -> str:
+    """The README with its notebook table (between the markers) regenerated from lecture13.course."""
+    if README_START not in text or README_END not in text:
+        raise ReleaseError(f"README has no {README_START} … {README_END} markers for the notebook table")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    return f"{head}{README_START}\n{course.readme_notebook_table(present)}\n{README_END}{tail}"
+
+
 def release(solutions: Path | str = "solutions", notebooks: Path | str = "notebooks",
-            check_only: bool = False) -> list[str]:
+            check_only: bool = False, readme: Path | str | None = "README.md") -> list[str]:
     """Write ``notebooks/X`` for every ``solutions/X.ipynb``; stamp the course cells in the
-    sources too. With ``check_only`` nothing is written; returns the files that are out of date."""
+    sources and the README's notebook table too. With ``check_only`` nothing is written;
+    returns the files that are out of date."""
     solutions, notebooks = Path(solutions), Path(notebooks)
     stale: list[str] = []
     sources = sorted(solutions.glob("*.ipynb"))
     if not sources:
         raise ReleaseError(f"no notebooks in {solutions}/")
+    unknown = {p.name for p in sources} - {entry[0] for entry in course.NOTEBOOKS}
+    if unknown:
+        raise ReleaseError(f"{sorted(unknown)} not listed in lecture13.course.NOTEBOOKS; add a line for each")
+    if readme is not None and Path(readme).exists():
+        text = Path(readme).read_text()
+        fresh = readme_with_table(text, {p.name for p in sources})
+        if fresh != text:
+            stale.append(str(readme))
+            if not check_only:
+                Path(readme).write_text(fresh)
     for src in sources:
         nb = nbformat.read(src, as_version=4)
         before = nbformat.writes(nb)
