@@ -63,7 +63,8 @@ def describe(value: Any, limit: int = 6) -> str:
         inner = ", ".join(describe(v, limit) for v in value)
         return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
     if isinstance(value, float):
-        return f"{value:.6g}"
+        text = f"{value:.6g}"
+        return text if any(ch in text for ch in ".eni") else text + ".0"  # 3.0 stays a float: "3.0"
     if callable(value) and hasattr(value, "__name__"):
         return value.__name__
     text = repr(value)

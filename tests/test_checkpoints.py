@@ -1,0 +1,107 @@
+"""Checkpoints: a round trip keeps weights and metadata; anything else is refused with a clear error."""
+import json
+
+import pytest
+import torch
+
+from lecture13 import checkpoints
+from lecture13.checkpoints import CheckpointError, load_checkpoint, pretrained, save_checkpoint
+from lecture13.data import sha256_file, tensors
+from lecture13.factorized import FactorizedBernoulli
+
+SIZE_LIMITS_MB = {"default": 5, "dcgan": 10, "classifier": 10}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = FactorizedBernoulli(shape=(1, 4, 4))
+    torch.nn.init.normal_(model.logits)
+    path = tmp_path / "m.pt"
+    sha = save_checkpoint(model, path, seed=3, metrics={"nll": 1.5}, note="unit test")
+    return model, path, sha
+
+
+def test_round_trip_keeps_weights_config_and_meta(saved):
+    model, path, sha = saved
+    loaded, meta = load_checkpoint(path, sha256=sha)
+    assert isinstance(loaded, FactorizedBernoulli) and loaded.config == {"shape": [1, 4, 4]}
+    assert torch.equal(loaded.logits, model.logits)
+    assert meta["seed"] == 3 and meta["metrics"] == {"nll": 1.5} and "torch" in meta["environment"]
+    assert not loaded.training
+
+
+def test_tampered_file_fails_its_checksum(saved):
+    _, path, sha = saved
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="failed its checksum"):
+        load_checkpoint(path, sha256=sha)
+
+
+def test_truncated_file_is_refused_without_a_raw_traceback(saved):
+    _, path, _ = saved
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match="truncated, corrupt"):
+        load_checkpoint(path)
+
+
+def test_file_with_pickled_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("this must never run",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "model": "FactorizedBernoulli", "payload": Evil()}, path)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(path)
+
+
+def test_other_files_are_not_checkpoints(tmp_path):
+    path = tmp_path / "list.pt"
+    torch.save([1, 2, 3], path)
+    with pytest.raises(CheckpointError, match="not a lecture13 checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing.pt")
+
+
+def test_weights_that_do_not_fit_are_refused(saved, tmp_path):
+    _, path, _ = saved
+    payload = torch.load(path, weights_only=True)
+    payload["config"] = {"shape": [1, 5, 5]}
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_unregistered_models_cannot_be_saved(tmp_path):
+    with pytest.raises(CheckpointError, match="not registered"):
+        save_checkpoint(torch.nn.Linear(2, 2), tmp_path / "x.pt")
+
+
+def test_unknown_pretrained_name_lists_what_exists():
+    with pytest.raises(CheckpointError, match="no shipped checkpoint named 'nope'.*factorized"):
+        pretrained("nope")
+
+
+def test_every_shipped_checkpoint_matches_the_manifest_and_is_small():
+    manifest = checkpoints.read_manifest()
+    assert "factorized" in manifest
+    for name, entry in manifest.items():
+        path = checkpoints.WEIGHTS_DIR / entry["file"]
+        assert sha256_file(path) == entry["sha256"], name
+        limit = SIZE_LIMITS_MB.get(name, SIZE_LIMITS_MB["default"])
+        assert path.stat().st_size < limit * 2**20, f"{name} is over {limit} MB"
+        for key in ("command", "seed", "metrics"):
+            assert key in entry, f"{name}: manifest lacks {key}"
+        assert entry["command"].startswith("python -m lecture13 train"), name
+
+
+def test_factorized_checkpoint_reproduces_its_recorded_nll():
+    model, meta = pretrained("factorized", with_meta=True)
+    x, _ = tensors("test", "binary")
+    with torch.no_grad():
+        measured = model.nll(x).double().mean().item()
+    assert measured == pytest.approx(meta["metrics"]["embedded_test"]["nll_nats"], abs=0.01)
+    assert meta["metrics"]["full_test"]["nll_nats"] == pytest.approx(383.1, abs=0.5)

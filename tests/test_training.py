@@ -1,0 +1,88 @@
+"""The one training loop: losses fall, runs repeat with a seed, and misuse gets a clear error."""
+import pytest
+import torch
+from torch import nn
+
+from lecture13.training import History, evaluate_mean, pick_device, seed_everything, train
+
+
+def regression_data(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.3
+    return list(zip(x.split(32), y.split(32)))
+
+
+def mse(model, batch):
+    x, y = batch
+    return ((model(x) - y) ** 2).mean()
+
+
+def test_loss_falls_and_history_is_complete():
+    model = nn.Linear(3, 1)
+    history = train(model, regression_data(), mse, lr=0.05, epochs=20, progress=False, device="cpu")
+    losses = history.series("loss")
+    assert len(losses) == 20 * 8 and len(history.epochs) == 20
+    assert losses[-1] < 0.01 * losses[0]
+    assert history.seconds > 0 and not model.training
+
+
+def test_same_seed_same_run():
+    def run(seed):
+        seed_everything(seed)  # the model's initial weights
+        return train(nn.Linear(3, 1), regression_data(), mse, epochs=2, seed=seed, progress=False, device="cpu")
+
+    assert run(5).series("loss") == run(5).series("loss") != run(6).series("loss")
+
+
+def test_max_steps_and_logged_parts():
+    def loss_with_parts(model, batch):
+        loss = mse(model, batch)
+        return {"loss": loss, "half": loss / 2}
+
+    history = train(nn.Linear(3, 1), regression_data(), loss_with_parts, epochs=5, max_steps=3, progress=False)
+    assert len(history.steps) == 3 and history.series("half")[0] == pytest.approx(history.series("loss")[0] / 2)
+
+
+def test_step_fn_does_the_whole_update():
+    model = nn.Linear(3, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    calls = []
+
+    def step(batch):
+        optimizer.zero_grad()
+        loss = mse(model, batch)
+        loss.backward()
+        optimizer.step()
+        calls.append(1)
+        return {"loss": loss.item()}
+
+    history = train(model, regression_data(), step_fn=step, epochs=3, progress=False)
+    assert len(calls) == 24 and history.series("loss")[-1] < history.series("loss")[0]
+
+
+def test_eval_fn_runs_each_epoch():
+    history = train(nn.Linear(3, 1), regression_data(), mse, epochs=2, progress=False,
+                    eval_fn=lambda m: {"bias": m.bias.item()})
+    assert [row["epoch"] for row in history.epochs] == [0, 1] and "eval_bias" in history.epochs[0]
+
+
+def test_misuse_is_explained():
+    data = regression_data()
+    with pytest.raises(ValueError, match="exactly one of loss_fn"):
+        train(nn.Linear(3, 1), data, progress=False)
+    with pytest.raises(ValueError, match="scalar"):
+        train(nn.Linear(3, 1), data, lambda m, b: (m(b[0]) - b[1]) ** 2, progress=False)
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        train(nn.Linear(3, 1), data, lambda m, b: m(b[0]).sum() * float("nan"), progress=False)
+
+
+def test_helpers():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    g = seed_everything(1)
+    assert torch.rand(1, generator=g).item() == torch.rand(1, generator=torch.Generator().manual_seed(1)).item()
+    data = [torch.ones(4, 2), torch.ones(2, 2)]
+    assert evaluate_mean(nn.Identity(), data, lambda m, x: x.sum(1), device="cpu") == 2.0
+    both = History(steps=[{"loss": 1.0}], seconds=1.0).extend(History(steps=[{"loss": 0.5}], seconds=2.0))
+    assert both.series("loss") == [1.0, 0.5] and both.seconds == 3.0
