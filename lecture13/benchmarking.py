@@ -33,8 +33,9 @@ def machine() -> str:
     except OSError:
         pass
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    load = f", load average {os.getloadavg()[0]:.1f} at the time" if hasattr(os, "getloadavg") else ""
     return (f"{os.cpu_count()} CPU cores ({cpu}){gpu}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+            f"({torch.get_num_threads()} threads), Python {platform.python_version()}{load}")
 
 
 def write_section(name: str, markdown: str, data: dict, command: str,
