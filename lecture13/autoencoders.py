@@ -1,0 +1,240 @@
+"""Autoencoders: compress an image to a few numbers z and rebuild it from them.
+
+    z = f_φ(x)        (encoder: image → low-dimensional features)
+    x̂ = g_θ(z)        (decoder: features → image)
+    L(φ, θ) = ‖x − g_θ(f_φ(x))‖²     (L2 reconstruction loss, summed over the 784 pixels)
+
+Nothing in the loss asks z to follow any distribution, so an autoencoder is *not* a generative
+model: decoding a random z gives no realistic image (notebook 02 measures this). What it does
+learn is a useful feature extractor: after training, throw the decoder away and use ``f_φ`` as
+the input of a small supervised model.
+
+The two halves are small reusable layers (:class:`ConvEncoder`, :class:`ConvDecoder`) that the
+VAE in :mod:`lecture13.vae` builds on.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoints import register_model
+from .data import loader, tensors
+from .recipes import Recipe, register_recipe
+from .training import History, train
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+def check_images(x: torch.Tensor, who: str) -> None:
+    """Raise a clear error unless ``x`` is a float batch of 28×28 one-channel images."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{who} expects images of shape (N, 1, 28, 28), got {shape}; "
+                         "add the channel axis with x.unsqueeze(1) or a batch axis with x[None]")
+    if not x.is_floating_point():
+        raise ValueError(f"{who} expects float images in [0, 1], got dtype {x.dtype}; "
+                         "use lecture13.data.to_unit or binarize")
+
+
+class ConvEncoder(nn.Module):
+    """28×28 image → ``out_features`` numbers: three stride-2 convolutions (28→14→7→4), then an MLP."""
+
+    def __init__(self, out_features: int, channels: int = 32, hidden: int = 256):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, channels, 4, stride=2, padding=1), nn.ReLU(),                   # 14×14
+            nn.Conv2d(channels, 2 * channels, 4, stride=2, padding=1), nn.ReLU(),        # 7×7
+            nn.Conv2d(2 * channels, 2 * channels, 3, stride=2, padding=1), nn.ReLU(),    # 4×4
+            nn.Flatten(),
+            nn.Linear(2 * channels * 4 * 4, hidden), nn.ReLU(),
+            nn.Linear(hidden, out_features),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvDecoder(nn.Module):
+    """``in_features`` numbers → 28×28 outputs: an MLP to 7×7 feature maps, then two stride-2
+    transposed convolutions (7→14→28). The mirror image of :class:`ConvEncoder`."""
+
+    def __init__(self, in_features: int, channels: int = 32, hidden: int = 128):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden), nn.ReLU(),
+            nn.Linear(hidden, 2 * channels * 7 * 7), nn.ReLU(),
+            nn.Unflatten(1, (2 * channels, 7, 7)),
+            nn.ConvTranspose2d(2 * channels, channels, 4, stride=2, padding=1), nn.ReLU(),  # 14×14
+            nn.ConvTranspose2d(channels, 1, 4, stride=2, padding=1),                        # 28×28
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+@register_model
+class Autoencoder(nn.Module):
+    """Convolutional autoencoder with a ``latent_dim``-dimensional code; outputs in [0, 1]."""
+
+    def __init__(self, latent_dim: int = 32, channels: int = 32, hidden: int = 256):
+        super().__init__()
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be a positive integer, got {latent_dim}")
+        self.config = {"latent_dim": latent_dim, "channels": channels, "hidden": hidden}
+        self.latent_dim = latent_dim
+        self.encoder = ConvEncoder(latent_dim, channels, hidden)
+        self.decoder = ConvDecoder(latent_dim, channels, hidden // 2)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """z = f_φ(x), shape (N, latent_dim): the features to keep when the decoder is thrown away."""
+        check_images(x, "Autoencoder.encode")
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """x̂ = g_θ(z) in [0, 1] (a sigmoid on the decoder's output)."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"decode expects codes of shape (N, {self.latent_dim}), got {tuple(z.shape)}")
+        return torch.sigmoid(self.decoder(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+def reconstruction_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """‖x − x̂‖²: the squared error summed over every pixel of each image, averaged over the batch."""
+    if x_hat.shape != x.shape:
+        raise ValueError(f"reconstruction {tuple(x_hat.shape)} and images {tuple(x.shape)} must have the same shape")
+    return (x - x_hat).pow(2).flatten(1).sum(dim=1).mean()
+
+
+def autoencoder_loss(model: Autoencoder, x: torch.Tensor) -> torch.Tensor:
+    """The loss_fn for :func:`lecture13.training.train`."""
+    return reconstruction_loss(model(x), x)
+
+
+@torch.no_grad()
+def reconstruction_error(model: Autoencoder, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Per-image ‖x − x̂‖² (summed over pixels) for every image of ``x``."""
+    model.eval()
+    return torch.cat([(xb - model(xb)).pow(2).flatten(1).sum(dim=1) for xb in x.split(batch_size)])
+
+
+@torch.no_grad()
+def encode_all(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Encoder features for every image of ``x`` (for a VAE: the posterior means μ)."""
+    model.eval()
+    parts = [model.encode(xb) for xb in x.split(batch_size)]
+    return torch.cat([p[0] if isinstance(p, tuple) else p for p in parts])
+
+
+# --------------------------------------------------------------------------- linear probe
+def standardize(train_features: torch.Tensor, test_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scale every feature to mean 0 and std 1 using the *training* statistics only,
+    (f − mean_train) / (std_train + 1e-6), for both sets: the test set must not leak into training."""
+    mean, std = train_features.mean(0), train_features.std(0) + 1e-6
+    return (train_features - mean) / std, (test_features - mean) / std
+
+
+def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                 test_labels: torch.Tensor, steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-3,
+                 seed: int = 0) -> float:
+    """Test accuracy of a linear (softmax) classifier trained on ``train_features``.
+
+    The features are standardised with the training set's statistics, then full-batch Adam
+    minimises cross-entropy + L2. Used for "raw pixels vs. encoder features with few labels"."""
+    a, b = standardize(train_features, test_features)
+    generator = torch.Generator().manual_seed(seed)
+    classes = int(max(train_labels.max(), test_labels.max())) + 1
+    weight = (torch.randn(a.shape[1], classes, generator=generator) * 0.01).requires_grad_()
+    bias = torch.zeros(classes, requires_grad=True)
+    optimizer = torch.optim.Adam([weight, bias], lr=lr, weight_decay=weight_decay)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        F.cross_entropy(a @ weight + bias, train_labels).backward()
+        optimizer.step()
+    with torch.no_grad():
+        return float(((b @ weight + bias).argmax(1) == test_labels).float().mean())
+
+
+def few_labels(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+    """Indices of ``per_class`` randomly chosen examples of every class (seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in labels.unique():
+        where = torch.nonzero(labels == c).flatten()
+        chosen.append(where[torch.randperm(len(where), generator=generator)[:per_class]])
+    return torch.cat(chosen)
+
+
+# --------------------------------------------------------------------------- recipe
+def epoch_lr(options: dict, epoch: int) -> float:
+    """Cosine decay from ``lr`` to ``lr * min_lr_ratio`` over the run's epochs."""
+    lr, epochs, floor = options["lr"], max(options["epochs"], 1), options.get("min_lr_ratio", 0.05)
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
+
+
+def fit_by_epochs(model: nn.Module, data, loss_fn, options: dict, snapshot=None) -> History:
+    """Train with :func:`lecture13.training.train` one epoch at a time (cosine learning rate,
+    one Adam optimizer throughout), calling ``snapshot(model, epoch)`` after each epoch so a
+    long run can be inspected, and stopping early once ``time_budget_s`` seconds are spent."""
+    import time
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=options["lr"])
+    history, started = History(), time.perf_counter()
+    for epoch in range(options["epochs"]):
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_lr(options, epoch)
+        run = train(model, data, loss_fn, optimizer=optimizer, epochs=1, device=options.get("device", "cpu"),
+                    seed=options["seed"] if epoch == 0 else None, max_steps=options.get("max_steps"),
+                    progress=options.get("progress", True), desc=f"epoch {epoch + 1}/{options['epochs']}")
+        for row in run.steps:
+            row["epoch"] = epoch
+        for row in run.epochs:
+            row["epoch"] = epoch
+        history.extend(run)
+        print(f"epoch {epoch + 1}: loss {run.epochs[-1]['loss']:.3f} ({history.seconds:.0f} s)", flush=True)
+        if snapshot is not None:
+            snapshot(model, epoch)
+        budget = options.get("time_budget_s")
+        if budget is not None and time.perf_counter() - started > budget:
+            print(f"stopping after epoch {epoch + 1}: the time budget of {budget} s is spent", flush=True)
+            break
+    return history
+
+
+def save_snapshot(name: str):
+    """A ``snapshot`` callback that saves the model to runs/<name>.partial.pt after each epoch."""
+    from pathlib import Path
+
+    from .checkpoints import save_checkpoint
+
+    def snapshot(model: nn.Module, epoch: int) -> None:
+        save_checkpoint(model, Path("runs") / f"{name}.partial.pt", epoch=epoch + 1)
+
+    return snapshot
+
+
+def _fit(model: Autoencoder, options: dict) -> History:
+    data = loader("train", "unit", batch_size=options["batch_size"], seed=options["seed"], subset=options["subset"])
+    return fit_by_epochs(model, data, autoencoder_loss, options, snapshot=save_snapshot("autoencoder"))
+
+
+@torch.no_grad()
+def _evaluate(model: Autoencoder, subset: str) -> dict[str, float]:
+    x, _ = tensors("test", "unit", subset=subset)
+    error = reconstruction_error(model, x).double()
+    return {"l2_per_image": float(error.mean()), "mse_per_pixel": float(error.mean() / x[0].numel())}
+
+
+register_recipe(Recipe(
+    name="autoencoder",
+    description="convolutional autoencoder, 32-d code, L2 loss on [0, 1] Fashion-MNIST",
+    build=lambda **kw: Autoencoder(**kw),
+    fit=_fit,
+    evaluate=_evaluate,
+    sample=lambda model, n, seed: model.decode(torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))),
+    defaults={"epochs": 8, "lr": 2e-3, "batch_size": 128},
+))

@@ -1,0 +1,142 @@
+"""The VAE's pieces (reparameterization, KL, negative ELBO, importance-weighted bound) and the model."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lecture13 import vae
+from lecture13.data import tensors
+from lecture13.training import train
+
+
+def test_reparameterize_is_mu_plus_sigma_eps_and_differentiable():
+    mu = torch.tensor([[0.5, -1.0, 2.0]], requires_grad=True)
+    logvar = torch.tensor([[0.0, math.log(4.0), math.log(0.25)]], requires_grad=True)
+    eps = torch.tensor([[1.0, -0.5, 2.0]])
+    z = vae.reparameterize(mu, logvar, eps)
+    assert torch.allclose(z, torch.tensor([[1.5, -2.0, 3.0]]))            # σ = 1, 2, 0.5
+    z.sum().backward()
+    assert torch.allclose(mu.grad, torch.ones(1, 3))                      # ∂z/∂μ = 1
+    assert torch.allclose(logvar.grad, 0.5 * torch.exp(0.5 * logvar.detach()) * eps)  # ∂z/∂logσ² = ½σε
+
+
+def test_reparameterize_draws_from_the_right_gaussian():
+    mu, logvar = torch.full((200_000, 1), 3.0), torch.full((200_000, 1), math.log(0.25))
+    z = vae.reparameterize(mu, logvar, generator=torch.Generator().manual_seed(0))
+    assert z.dtype == torch.float32 and z.shape == mu.shape
+    assert abs(z.mean().item() - 3.0) < 0.01 and abs(z.std().item() - 0.5) < 0.01
+
+
+def test_reparameterize_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        vae.reparameterize(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_gaussian_kl_matches_torch_and_a_monte_carlo_estimate():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(4, 3, generator=g, dtype=torch.float64), torch.randn(4, 3, generator=g, dtype=torch.float64)
+    kl = vae.gaussian_kl(mu, logvar)
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    assert kl.shape == (4,)
+    assert torch.allclose(kl, torch.distributions.kl_divergence(q, p).sum(-1), atol=1e-12)
+    z = q.sample((200_000,))                                              # MC: E_q[log q − log p]
+    mc = (q.log_prob(z) - p.log_prob(z)).sum(-1)
+    stderr = mc.std(0) / math.sqrt(len(mc))
+    assert ((mc.mean(0) - kl).abs() < 4 * stderr + 1e-3).all()
+
+
+def test_gaussian_kl_is_zero_only_at_the_prior():
+    assert vae.gaussian_kl(torch.zeros(2, 5), torch.zeros(2, 5)).abs().max() == 0
+    assert (vae.gaussian_kl(torch.randn(100, 5), torch.randn(100, 5)) > 0).all()
+
+
+def test_negative_elbo_is_reconstruction_plus_kl():
+    g = torch.Generator().manual_seed(1)
+    x = torch.bernoulli(torch.full((3, 1, 28, 28), 0.3), generator=g)
+    logits, mu, logvar = torch.randn(3, 1, 28, 28, generator=g), torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g)
+    out = vae.negative_elbo(x, logits, mu, logvar)
+    assert set(out) == {"loss", "recon", "kl"} and all(v.dim() == 0 for v in out.values())
+    recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / 3     # summed over pixels
+    assert torch.isclose(out["recon"], recon)
+    assert torch.isclose(out["kl"], vae.gaussian_kl(mu, logvar).mean())
+    assert torch.isclose(out["loss"], out["recon"] + out["kl"])
+
+
+def test_iw_bound_is_a_stable_log_mean_exp():
+    log_w = torch.tensor([[-500.0, -800.0], [-501.0, -799.0], [-502.0, -801.0]])   # (K=3, N=2)
+    expected = torch.log(torch.exp(log_w.double() + 500).mean(0)) - 500           # shifted by hand
+    bound = vae.iw_bound(log_w, torch.zeros_like(log_w), torch.zeros_like(log_w))
+    assert torch.isfinite(bound).all() and torch.allclose(bound.double(), expected, atol=1e-5)
+    # the pieces enter as log p(x|z) + log p(z) − log q(z|x)
+    assert torch.allclose(vae.iw_bound(log_w[:1], torch.ones(1, 2), torch.full((1, 2), 3.0)), log_w[0] - 2)
+
+
+# --------------------------------------------------------------------------- the model
+@pytest.fixture(scope="module")
+def small_batch():
+    x, _ = tensors("test", "binary", limit=8)
+    return x
+
+
+@pytest.mark.parametrize("latent_dim", [2, 16])
+def test_vae_shapes_and_dtypes(small_batch, latent_dim):
+    model = vae.VAE(latent_dim=latent_dim, channels=8, hidden=64)
+    mu, logvar = model.encode(small_batch)
+    assert mu.shape == logvar.shape == (8, latent_dim) and mu.dtype == torch.float32
+    logits, mu2, _ = model(small_batch)
+    assert logits.shape == small_batch.shape and logits.dtype == torch.float32
+    assert model.decode(torch.zeros(5, 3, latent_dim)).shape == (5, 3, 1, 28, 28)     # any leading axes
+    samples = model.sample(6, torch.Generator().manual_seed(0))
+    assert samples.shape == (6, 1, 28, 28) and 0 <= samples.min() and samples.max() <= 1
+
+
+def test_vae_explains_bad_input():
+    model = vae.VAE(latent_dim=2, channels=8, hidden=32)
+    with pytest.raises(ValueError, match=r"\(N, 1, 28, 28\)"):
+        model.encode(torch.zeros(4, 28, 28))
+    with pytest.raises(ValueError, match="float"):
+        model.encode(torch.zeros(4, 1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="2 numbers"):
+        model.decode(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="latent_dim"):
+        vae.VAE(latent_dim=0)
+
+
+def test_iw_log_likelihood_does_not_depend_on_the_chunk_size(small_batch):
+    model = vae.VAE(latent_dim=4, channels=8, hidden=64)
+    a = vae.iw_log_likelihood(model, small_batch, k=50, generator=torch.Generator().manual_seed(3), chunk=7)
+    b = vae.iw_log_likelihood(model, small_batch, k=50, generator=torch.Generator().manual_seed(3), chunk=50)
+    assert a.shape == (8,) and torch.allclose(a, b, atol=1e-3)
+    with pytest.raises(ValueError, match="k must be"):
+        vae.iw_log_likelihood(model, small_batch, k=0)
+
+
+def test_iw_bound_of_a_vae_is_above_its_elbo(small_batch):
+    torch.manual_seed(0)
+    model = vae.VAE(latent_dim=4, channels=8, hidden=64)
+    elbo = vae.elbo(model, small_batch, torch.Generator().manual_seed(0)).mean()
+    iw = vae.iw_log_likelihood(model, small_batch, k=100, generator=torch.Generator().manual_seed(0)).mean()
+    assert iw > elbo
+
+
+def test_training_lowers_the_negative_elbo():
+    x, _ = tensors("train", "binary", limit=512)
+    model = vae.VAE(latent_dim=8, channels=8, hidden=128)
+    history = train(model, list(x.split(64)), vae.vae_loss, epochs=4, lr=2e-3, progress=False, device="cpu")
+    losses = history.series("loss")
+    assert {"loss", "recon", "kl"} <= set(history.keys())
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 50
+
+
+def test_gradient_estimators_agree_in_mean_but_not_in_variance():
+    f = lambda z: -(z - 2.0).pow(2).sum(-1)                   # E[f] = −Σ[(μ−2)² + σ²], ∇_μ = −2(μ − 2)
+    mu, logvar = torch.tensor([0.5, -1.0], dtype=torch.float64), torch.tensor([0.0, -1.0], dtype=torch.float64)
+    analytic = -2 * (mu - 2.0)
+    rep = vae.reparameterized_gradients(f, mu, logvar, 20_000, torch.Generator().manual_seed(0))
+    sf = vae.score_function_gradients(f, mu, logvar, 20_000, torch.Generator().manual_seed(1))
+    assert rep.shape == sf.shape == (20_000, 2)
+    assert torch.allclose(rep.mean(0), analytic, atol=4 * (rep.std(0) / math.sqrt(20_000)).max().item())
+    assert torch.allclose(sf.mean(0), analytic, atol=4 * (sf.std(0) / math.sqrt(20_000)).max().item())
+    assert (sf.var(0) > 5 * rep.var(0)).all()
