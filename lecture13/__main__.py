@@ -203,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Subcommands that live in their own modules (grading, benchmarks) register here."""
-    return []
+    from .grading import add_grade_command
+
+    return [add_grade_command]
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "release": cmd_release, "data": cmd_data}

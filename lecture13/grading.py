@@ -1,0 +1,526 @@
+"""Grade a folder of student notebooks: ``python -m lecture13 grade SUBMISSIONS... --out grades.csv``.
+
+What is graded, per exercise (an answer cell with nbgrader ``grade_id`` G and the test cell
+``G-test`` worth ``points``):
+
+    the imports cell of solutions/NB.ipynb        (the course's, trusted)
+  + the student's answer cell G                  (found by grade_id; missing → 0)
+  + the test cell G-test of solutions/NB.ipynb   (the instructor's, hidden tests included)
+
+run with ``LECTURE13_GRADING=1``, so a failing :func:`lecture13.exercises.check` raises instead of
+falling back to the reference. The student's own test cells are never run. An exercise scores
+all its points when that program runs to the end, else zero with a one-line reason.
+
+Student code never runs in this process. For each parallel job and notebook a *worker* (a fresh
+``python``, see :mod:`lecture13.grading_harness`) runs the imports cell once and then forks one
+process per exercise, limited in wall-clock time, memory and output, in a temporary directory
+that is removed afterwards. The CSV is rewritten atomically after every submission, so an
+interrupted run leaves a valid file with what was graded.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .release import BEGIN_HIDDEN, END_HIDDEN, is_answer_cell, is_test_cell, nbgrader
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SOLUTIONS = REPO_ROOT / "solutions"
+DEFAULT_TIMEOUT, DEFAULT_MEMORY_MB, DEFAULT_OUTPUT_LIMIT = 60.0, 2048, 20_000
+WORKER_START_TIMEOUT = 300.0  # the imports cell: torch, matplotlib, the data (slow on a busy laptop)
+WORKER_COMMAND = "import sys; from lecture13.grading_harness import serve; serve(int(sys.argv[1]))"
+
+
+class GradingError(ValueError):
+    """The grader cannot start (no solutions, no submissions): says what to do."""
+
+
+# ----------------------------------------------------------------------------- the course
+@dataclass
+class Exercise:
+    grade_id: str
+    points: float
+    test: str
+    hidden_lines: list[tuple[int, int]]
+
+
+@dataclass
+class CourseNotebook:
+    name: str
+    imports: str
+    exercises: list[Exercise]
+
+    @property
+    def max_points(self) -> float:
+        return sum(e.points for e in self.exercises)
+
+
+def hidden_line_ranges(source: str) -> list[tuple[int, int]]:
+    """1-based line ranges of the hidden tests in a test cell."""
+    ranges, start = [], None
+    for number, line in enumerate(source.split("\n"), 1):
+        if line.strip() == BEGIN_HIDDEN:
+            start = number
+        elif line.strip() == END_HIDDEN and start is not None:
+            ranges.append((start, number))
+            start = None
+    return ranges
+
+
+def cell_source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def load_course(solutions: Path | str = DEFAULT_SOLUTIONS) -> list[CourseNotebook]:
+    """Every notebook of ``solutions/`` that has exercises: its imports cell and its exercises."""
+    solutions = Path(solutions)
+    paths = sorted(solutions.glob("*.ipynb"))
+    if not paths:
+        raise GradingError(f"no notebooks in {solutions}/: pass the instructor's source folder with --solutions")
+    course = []
+    for path in paths:
+        nb = json.loads(path.read_text())
+        cells = nb["cells"]
+        imports = next((cell_source(c) for c in cells if c.get("id") == "imports"), None)
+        tests = {nbgrader(c)["grade_id"]: c for c in cells if is_test_cell(c)}
+        exercises = []
+        for cell in cells:
+            if cell.get("cell_type") == "code" and is_answer_cell(cell) and not nbgrader(cell).get("grade"):
+                grade_id = nbgrader(cell)["grade_id"]
+                test = tests.get(grade_id + "-test")
+                if test is None:
+                    raise GradingError(f"{path}: answer cell {grade_id} has no test cell {grade_id}-test")
+                source = cell_source(test)
+                exercises.append(Exercise(grade_id, float(nbgrader(test).get("points", 0)), source,
+                                          hidden_line_ranges(source)))
+        if exercises:
+            if imports is None:
+                raise GradingError(f"{path}: no cell with id 'imports' (see CONTRIBUTING.md)")
+            course.append(CourseNotebook(path.name, imports, exercises))
+    if not course:
+        raise GradingError(f"no exercises (nbgrader answer cells) in {solutions}/*.ipynb")
+    return course
+
+
+# ----------------------------------------------------------------------------- submissions
+@dataclass
+class Submission:
+    student: str  # the file name (relative to the folder it was found in)
+    path: Path
+
+
+def find_submissions(paths: list[Path | str]) -> list[Submission]:
+    """Files as given; folders searched recursively for *.ipynb (checkpoints skipped)."""
+    found: list[Submission] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            for path in sorted(given.rglob("*.ipynb")):
+                if ".ipynb_checkpoints" not in path.parts:
+                    found.append(Submission(str(path.relative_to(given)), path))
+        elif given.exists():
+            found.append(Submission(str(given) if given.parent != Path(".") else given.name, given))
+        else:
+            raise GradingError(f"{given}: no such file or folder")
+    if not found:
+        raise GradingError(f"no .ipynb files in {', '.join(map(str, paths))}")
+    return found
+
+
+def read_submission(path: Path, course: list[CourseNotebook]) -> tuple[CourseNotebook | None, dict[str, str], str]:
+    """(the course notebook it belongs to, {grade_id: answer source}, a problem with the whole file)."""
+    by_name = next((nb for nb in course if Path(nb.name).stem in path.name), None)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as err:
+        return by_name, {}, f"not valid notebook JSON ({str(err)[:80]})"
+    except OSError as err:
+        return by_name, {}, f"cannot read the file ({err.strerror})"
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, list):
+        return by_name, {}, "not a Jupyter notebook (no list of cells)"
+    answers: dict[str, str] = {}
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell.get("metadata"), dict) else {}
+        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        if isinstance(grade_id, str) and grade_id not in answers and cell.get("cell_type") == "code":
+            answers[grade_id] = cell_source(cell)
+    matches = [(len(set(answers) & {e.grade_id for e in nb.exercises}), nb) for nb in course]
+    count, best = max(matches, key=lambda m: m[0])
+    if count:
+        return best, answers, ""
+    if by_name is not None:
+        return by_name, answers, ""
+    return None, {}, "not a notebook of this course (none of its cells has an exercise's nbgrader grade_id)"
+
+
+# ----------------------------------------------------------------------------- results
+@dataclass
+class ExerciseResult:
+    grade_id: str
+    points: float
+    max_points: float
+    reason: str = ""
+    detail: str = ""
+    output: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class Grade:
+    student: str
+    notebook: str = ""
+    results: list[ExerciseResult] = field(default_factory=list)
+    problem: str = ""
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return sum(r.points for r in self.results)
+
+    @property
+    def max_points(self) -> float | None:
+        return sum(r.max_points for r in self.results) if self.notebook else None
+
+    def reasons(self) -> str:
+        lost = [f"{r.grade_id}: -{_num(r.max_points - r.points)} {r.reason}" for r in self.results if r.points < r.max_points]
+        if self.problem and not lost:
+            lost = [self.problem]
+        return " | ".join(lost)
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else (f"{x:g}")
+
+
+def one_line(text: str, limit: int = 240) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ----------------------------------------------------------------------------- workers
+def worker_env() -> dict:
+    env = dict(os.environ)
+    env.update(LECTURE13_GRADING="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MPLBACKEND="Agg",
+               PYTHONDONTWRITEBYTECODE="1", TQDM_DISABLE="1", PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(REPO_ROOT)] + [p for p in [env.get("PYTHONPATH")] if p]))
+    return env
+
+
+class Worker:
+    """A fresh interpreter that has run one notebook's imports cell and grades exercises on request."""
+
+    def __init__(self, notebook: CourseNotebook, start_timeout: float = WORKER_START_TIMEOUT):
+        self.notebook = notebook
+        self.home = tempfile.mkdtemp(prefix="lecture13-worker-")
+        self.log = tempfile.TemporaryFile()
+        reader, writer = os.pipe()
+        self.reader, self.buffer = reader, b""
+        self.proc = subprocess.Popen([sys.executable, "-c", WORKER_COMMAND, str(writer)], stdin=subprocess.PIPE,
+                                     stdout=self.log, stderr=self.log, pass_fds=(writer,), cwd=self.home,
+                                     env=worker_env(), start_new_session=True)
+        os.close(writer)
+        self.error = ""
+        self._send({"imports": notebook.imports})
+        hello = self._receive(start_timeout)
+        if hello is None:
+            self.error = f"the grading worker did not start: {self._log_tail()}"
+        elif not hello.get("ready"):
+            self.error = f"the course's imports cell failed in the grader: {hello.get('error')}"
+
+    def _log_tail(self, limit: int = 400) -> str:
+        self.log.seek(0)
+        return one_line(self.log.read().decode(errors="replace")[-limit:]) or "no output"
+
+    def _send(self, message: dict) -> None:
+        try:
+            self.proc.stdin.write((json.dumps(message) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+    def _receive(self, timeout: float) -> dict | None:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.reader], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(self.reader, 65536)
+                if not chunk:
+                    return None
+                self.buffer += chunk
+            elif self.proc.poll() is not None and not select.select([self.reader], [], [], 0)[0]:
+                return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    @property
+    def alive(self) -> bool:
+        return not self.error and self.proc.poll() is None
+
+    def run(self, job: dict) -> dict:
+        self._send(job)
+        verdict = self._receive(job["timeout"] + 60)  # the worker enforces the limit; this is a backstop
+        if verdict is None or verdict.get("id") != job["id"]:
+            self.error = "the grading worker stopped"
+            return {"passed": False, "reason": "the grading process was killed while this answer ran "
+                                               "(did the answer kill its parent?)", "detail": self._log_tail()}
+        return verdict
+
+    def close(self) -> None:
+        try:
+            os.killpg(self.proc.pid, 9)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        for closing in (self.proc.stdin.close, self.log.close, lambda: os.close(self.reader)):
+            try:
+                closing()
+            except OSError:
+                pass
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+class WorkerSet:
+    """One worker per notebook for one parallel job; restarted when one dies."""
+
+    def __init__(self):
+        self.workers: dict[str, Worker] = {}
+
+    def get(self, notebook: CourseNotebook) -> Worker:
+        worker = self.workers.get(notebook.name)
+        if worker is not None and not worker.alive and not worker.error.startswith("the course's"):
+            worker.close()
+            worker = None
+        if worker is None:
+            worker = self.workers[notebook.name] = Worker(notebook)
+        return worker
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+        self.workers.clear()
+
+
+# ----------------------------------------------------------------------------- grading
+@dataclass
+class Limits:
+    timeout: float = DEFAULT_TIMEOUT  # seconds per exercise
+    memory_mb: int = DEFAULT_MEMORY_MB
+    submission_timeout: float | None = None  # default: exercises × timeout
+    output_limit: int = DEFAULT_OUTPUT_LIMIT  # characters of output kept per exercise
+
+
+_job_ids = iter(range(1, 1 << 62))
+_job_lock = threading.Lock()
+
+
+def grade_submission(submission: Submission, course: list[CourseNotebook], workers: WorkerSet, limits: Limits) -> Grade:
+    started = time.monotonic()
+    notebook, answers, problem = read_submission(submission.path, course)
+    grade = Grade(submission.student, notebook.name if notebook else "", problem=problem)
+    if notebook is None:
+        return grade
+    worker = None
+    if not problem and any(e.grade_id in answers for e in notebook.exercises):
+        worker = workers.get(notebook)
+    budget = limits.submission_timeout or limits.timeout * len(notebook.exercises)
+    deadline = time.monotonic() + budget
+    workdir = tempfile.mkdtemp(prefix="lecture13-grade-")
+    try:
+        for exercise in notebook.exercises:
+            result = ExerciseResult(exercise.grade_id, 0.0, exercise.points)
+            grade.results.append(result)
+            left = deadline - time.monotonic()
+            if problem:
+                result.reason = problem
+            elif exercise.grade_id not in answers:
+                result.reason = "answer cell missing"
+            elif left <= 0:
+                result.reason = f"not run: the submission's time limit ({budget:g} s) was used up"
+            else:
+                if not worker.alive:
+                    worker = workers.get(notebook)
+                if worker.error:
+                    result.reason = f"grader error: {worker.error}"
+                    continue
+                with _job_lock:
+                    job_id = next(_job_ids)
+                timeout = min(limits.timeout, left)
+                verdict = worker.run({"id": job_id, "grade_id": exercise.grade_id, "answer": answers[exercise.grade_id],
+                                      "test": exercise.test, "hidden_lines": exercise.hidden_lines, "cwd": workdir,
+                                      "timeout": timeout, "memory_mb": limits.memory_mb,
+                                      "output_limit": limits.output_limit})
+                if verdict.get("passed"):
+                    result.points = exercise.points
+                result.reason = one_line(verdict.get("reason", ""))
+                result.detail = verdict.get("detail", "")
+                result.output = verdict.get("output", "")
+                result.seconds = verdict.get("wall_seconds", 0.0)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    grade.seconds = round(time.monotonic() - started, 2)
+    return grade
+
+
+def csv_columns(grades: list[Grade], course: list[CourseNotebook]) -> list[str]:
+    present = {g.notebook for g in grades}
+    exercise_columns = [e.grade_id for nb in course if nb.name in present for e in nb.exercises]
+    return ["student", "notebook", *exercise_columns, "total", "max", "reasons"]
+
+
+def csv_text(grades: list[Grade], course: list[CourseNotebook]) -> str:
+    columns = csv_columns(grades, course)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    for grade in sorted(grades, key=lambda g: g.student):
+        row = {"student": grade.student, "notebook": grade.notebook, "total": _num(grade.total),
+               "max": _num(grade.max_points), "reasons": grade.reasons()}
+        row.update({r.grade_id: _num(r.points) for r in grade.results})
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write to a temporary file next to ``path``, then rename it: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def feedback_markdown(grade: Grade) -> str:
+    lines = [f"# Feedback: {grade.student}", ""]
+    if not grade.notebook:
+        return "\n".join(lines + [f"**0 points**: {grade.problem}.", ""])
+    lines += [f"Notebook `{grade.notebook}`: **{_num(grade.total)} / {_num(grade.max_points)} points**.", ""]
+    if grade.problem:
+        lines += [f"The file could not be graded: {grade.problem}.", ""]
+    lines += ["| exercise | points | |", "|---|---|---|"]
+    for r in grade.results:
+        verdict = "passes (visible and hidden tests)" if r.points == r.max_points else r.reason.replace("|", "\\|")
+        lines.append(f"| `{r.grade_id}` | {_num(r.points)} / {_num(r.max_points)} | {verdict} |")
+    for r in grade.results:
+        if r.points < r.max_points and (r.detail or r.output):
+            lines += ["", f"## `{r.grade_id}`: {r.reason}", ""]
+            if r.detail:
+                lines += ["```text", r.detail.strip()[:3000], "```"]
+            if r.output.strip():
+                lines += ["", "What it printed (first lines):", "", "```text", r.output.strip()[:2000], "```"]
+    lines += ["", "Each exercise is graded on its own: the course's imports, your answer cell, and the "
+                  "instructor's tests (including hidden ones), in a fresh process.", ""]
+    return "\n".join(lines)
+
+
+def feedback_filename(student: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "__", student.removesuffix(".ipynb")) + ".md"
+
+
+def grade(submissions: list[Path | str], solutions: Path | str = DEFAULT_SOLUTIONS, out: Path | str | None = None,
+          feedback: Path | str | None = None, jobs: int | None = None, limits: Limits | None = None,
+          progress: bool = True) -> list[Grade]:
+    """Grade every notebook in ``submissions`` (files or folders); write the CSV (atomically,
+    after every submission) and the feedback reports; return the grades."""
+    from tqdm.auto import tqdm
+
+    course = load_course(solutions)
+    found = find_submissions(submissions)
+    limits = limits or Limits()
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(found)))
+    grades: list[Grade] = []
+    lock = threading.Lock()
+    pools = [WorkerSet() for _ in range(jobs)]
+    free = list(pools)
+
+    def one(submission: Submission) -> Grade:
+        with lock:
+            workers = free.pop()
+        try:
+            return grade_submission(submission, course, workers, limits)
+        except Exception as err:  # a bug of the grader must not stop the batch either
+            return Grade(submission.student, problem=f"grader error: {type(err).__name__}: {err}")
+        finally:
+            with lock:
+                free.append(workers)
+
+    def record(g: Grade) -> None:
+        grades.append(g)
+        if out is not None:
+            write_atomically(Path(out), csv_text(grades, course))
+        if feedback is not None:
+            write_atomically(Path(feedback) / feedback_filename(g.student), feedback_markdown(g))
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool, \
+                tqdm(total=len(found), desc="grading", unit="notebook", disable=not progress) as bar:
+            futures = [pool.submit(one, s) for s in found]
+            for future in as_completed(futures):
+                record(future.result())
+                bar.update(1)
+    finally:
+        for workers in pools:
+            workers.close()
+    if out is not None:
+        write_atomically(Path(out), csv_text(grades, course))
+    return sorted(grades, key=lambda g: g.student)
+
+
+# ----------------------------------------------------------------------------- command line
+def add_grade_command(sub) -> None:
+    p = sub.add_parser("grade", help="grade student notebooks with the hidden tests; write a CSV",
+                       description="Grade filled-in student notebooks (files or folders) against the hidden tests "
+                                   "of solutions/: each exercise in its own time- and memory-limited process.")
+    p.add_argument("submissions", nargs="+", type=Path, help="notebooks, or folders searched for *.ipynb")
+    p.add_argument("--out", type=Path, default=Path("grades.csv"), help="the CSV to write (default: grades.csv)")
+    p.add_argument("--feedback", type=Path, metavar="DIR", help="write one Markdown report per student into DIR")
+    p.add_argument("--solutions", type=Path, default=DEFAULT_SOLUTIONS,
+                   help="the instructor's source notebooks (default: the course's solutions/)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded in parallel (default: CPU cores)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per exercise (default: 60)")
+    p.add_argument("--submission-timeout", type=float, help="seconds per submission (default: exercises × --timeout)")
+    p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
+                   help="memory an answer may allocate, in MB (default: 2048)")
+    p.add_argument("--output-limit", type=int, default=DEFAULT_OUTPUT_LIMIT,
+                   help="characters of printed output kept per exercise (default: 20000)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=cmd_grade)
+
+
+def cmd_grade(args) -> int:
+    limits = Limits(args.timeout, args.memory_mb, args.submission_timeout, args.output_limit)
+    try:
+        grades = grade(args.submissions, args.solutions, args.out, args.feedback, args.jobs, limits,
+                       progress=not args.no_progress)
+    except GradingError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    full = sum(1 for g in grades if g.notebook and g.total == g.max_points)
+    print(f"graded {len(grades)} notebooks ({full} with full marks); wrote {args.out}"
+          + (f" and feedback in {args.feedback}/" if args.feedback else ""))
+    return 0
