@@ -141,13 +141,18 @@ def snapshot() -> dict:
         for key, value in list(vars(cls).items()):
             snap[(f"{cls.__module__}.{cls.__qualname__}", key)] = value
     snap[("sys", "exit")] = sys.exit
+    for (owner, key), value in list(snap.items()):  # a function changed in place keeps its identity
+        if isinstance(value, types.FunctionType):
+            snap[(owner, f"{key}.__code__")] = value.__code__
+            snap[(owner, f"{key}.__defaults__")] = value.__defaults__
+            snap[(owner, f"{key}.__kwdefaults__")] = value.__kwdefaults__
     return snap
 
 
-def changed(before: dict) -> list[str]:
+def changed(before: dict, _snapshot=snapshot) -> list[str]:
     """What the answer replaced or deleted since ``before``. New attributes are ignored (torch
     adds submodules lazily) and so is a ``None`` that became something (a lazily filled cache)."""
-    after = snapshot()
+    after = _snapshot()
     missing = object()
     found = [f"{owner}.{key}" for (owner, key), value in before.items()
              if value is not None and after.get((owner, key), missing) is not value]
@@ -266,8 +271,10 @@ def _walk_tb(tb):
         tb = tb.tb_next
 
 
-def grade_exercise(namespace: dict, job: dict) -> dict:
-    """Run answer + test cell in this (forked) process; return the verdict."""
+def grade_exercise(namespace: dict, job: dict, *, _changed=changed, _snapshot=snapshot,
+                   _failure_reason=failure_reason, _exec=exec, _compile=compile) -> dict:
+    """Run answer + test cell in this (forked) process; return the verdict. The helpers are bound
+    as defaults, so an answer that replaces them in this module changes nothing."""
     answer_file, test_file = f"<answer {job['grade_id']}>", f"<tests {job['grade_id']}>"
     job["test_file"] = test_file
     guard = Guard(answer_file)
@@ -276,7 +283,7 @@ def grade_exercise(namespace: dict, job: dict) -> dict:
     pristine = dict(namespace)
     ref_classes = guard_references(references, namespace, guard)
     pristine = {k: namespace[k] for k in pristine}  # the guarded versions count as pristine
-    before = snapshot()
+    before = _snapshot()
     verdict = {"passed": False, "reason": "", "detail": ""}
     try:
         code = compile_cell(job["answer"], answer_file)
@@ -284,8 +291,8 @@ def grade_exercise(namespace: dict, job: dict) -> dict:
         verdict["reason"] = f"the answer cell is not valid Python (SyntaxError: {err.msg}, line {err.lineno})"
         return verdict
     try:
-        exec(code, namespace)
-        tampered = changed(before)
+        _exec(code, namespace)
+        tampered = _changed(before)
         rebound = sorted(k for k in pristine if k in test_names and namespace.get(k) is not pristine[k])
         if tampered or rebound:
             raise _Tampered(", ".join((tampered + [f"rebinds {k}" for k in rebound])[:3]))
@@ -298,8 +305,8 @@ def grade_exercise(namespace: dict, job: dict) -> dict:
         for name in students:
             if callable(namespace.get(name)):
                 namespace[name] = guard.wrap_student(namespace[name])
-        exec(compile(job["test"], test_file, "exec"), namespace)
-        tampered = changed(before)
+        _exec(_compile(job["test"], test_file, "exec"), namespace)
+        tampered = _changed(before)
         if tampered:
             raise _Tampered(", ".join(tampered[:3]))
         if guard.used:
@@ -308,9 +315,16 @@ def grade_exercise(namespace: dict, job: dict) -> dict:
     except _Tampered as err:
         verdict["reason"] = f"tampered with the checks ({err})"
     except _BaseException as err:  # anything the student's code raised, SystemExit included
+        try:
+            tampered = _changed(before)
+        except _BaseException:
+            tampered = []
+        if tampered:  # the failure may come from the tampering itself: report that
+            verdict["reason"] = f"tampered with the checks ({', '.join(tampered[:3])})"
+            return verdict
         if guard.used and not _isinstance(err, ReferenceUsed):
             err = ReferenceUsed(f"calls the reference implementation {guard.used[0]}")
-        verdict["reason"], verdict["detail"] = failure_reason(err, job)
+        verdict["reason"], verdict["detail"] = _failure_reason(err, job)
     return verdict
 
 

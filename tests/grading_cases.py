@@ -1,0 +1,136 @@
+"""Planted submissions for the grader's tests, generated from solutions/ (so they follow the notebooks).
+
+``WRONG`` holds one plausible wrong answer per exercise (grade_id → (what is wrong, answer source)):
+the grader must give it zero for that exercise and full marks for the others. Add a line here
+when a notebook gets a new exercise (a test fails until you do).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import nbformat
+
+from lecture13 import release
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+
+WRONG: dict[str, tuple[str, str]] = {
+    # 00_generative_models
+    "ex-fit-bernoulli": ("no smoothing: the plain mean", '''
+def fit_bernoulli(x, alpha=1.0):
+    return x.mean(dim=0)
+'''),
+    "ex-bernoulli-nll": ("the mean over pixels instead of the sum", '''
+def bernoulli_nll(theta, x):
+    log_p = x * torch.log(theta) + (1 - x) * torch.log1p(-theta)
+    return -log_p.flatten(1).mean(dim=1)
+'''),
+    # 01_autoregressive_models
+    "ex-causal-mask": ("mask types swapped (A keeps the centre, B hides it)", '''
+def causal_mask(kernel_size, mask_type):
+    k = kernel_size
+    mask = torch.zeros(k, k)
+    mask[: k // 2, :] = 1
+    mask[k // 2, : k // 2] = 1
+    if mask_type == "A":
+        mask[k // 2, k // 2] = 1
+    return mask
+'''),
+    "ex-bits-per-dim": ("not divided by log 2 (nats per dimension)", '''
+def bits_per_dim(nll_nats, num_dims):
+    return nll_nats / num_dims
+'''),
+    "ex-sample-pixels": ("every pixel from one forward pass on a blank image (not sequential)", '''
+def sample_pixels(model, uniforms):
+    with torch.no_grad():
+        p = torch.sigmoid(model(torch.zeros_like(uniforms)))
+    return (uniforms < p).float()
+'''),
+    # 02_autoencoders
+    "ex-ae-loss": ("summed over the batch instead of the mean", '''
+def reconstruction_loss(x_hat, x):
+    return (x - x_hat).pow(2).sum()
+'''),
+    "ex-standardize": ("the test set standardised with its own statistics", '''
+def standardize(train_features, test_features):
+    def z(f):
+        return (f - f.mean(0)) / (f.std(0) + 1e-6)
+    return z(train_features), z(test_features)
+'''),
+    # 03_variational_autoencoders
+    "ex-gaussian-kl": ("KL with the wrong sign", '''
+def gaussian_kl(mu, logvar):
+    return -0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+'''),
+    "ex-reparameterize": ("sigma = exp(logvar) instead of exp(logvar / 2)", '''
+def reparameterize(mu, logvar, eps):
+    return mu + torch.exp(logvar) * eps
+'''),
+    "ex-negative-elbo": ("the KL subtracted instead of added", '''
+def negative_elbo(x, logits, mu, logvar):
+    recon = -likelihood.bernoulli_log_likelihood(logits, x)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
+    return {"loss": (recon - kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
+'''),
+    "ex-iw-bound": ("log of the mean of exp(log w): underflows to -inf (no logsumexp)", '''
+def iw_bound(log_px_given_z, log_pz, log_qz):
+    return torch.log(torch.exp(log_px_given_z + log_pz - log_qz).mean(dim=0))
+'''),
+}
+
+
+def solution_notebooks() -> list[Path]:
+    """The solutions notebooks that have exercises."""
+    return [p for p in sorted(SOLUTIONS.glob("*.ipynb")) if exercise_ids(nbformat.read(p, as_version=4))]
+
+
+def exercise_ids(nb) -> list[str]:
+    return [release.nbgrader(c)["grade_id"] for c in nb.cells
+            if c.cell_type == "code" and release.is_answer_cell(c) and not release.nbgrader(c).get("grade")]
+
+
+def solution_answers(nb) -> dict[str, str]:
+    return {release.nbgrader(c)["grade_id"]: c.source for c in nb.cells
+            if c.cell_type == "code" and release.is_answer_cell(c)}
+
+
+def released(solution_path: Path):
+    """The student release of a solutions notebook (what `python -m lecture13 release` writes)."""
+    return release.student_version(nbformat.read(solution_path, as_version=4), solution_path.name)
+
+
+def submission(solution_path: Path, answers: dict[str, str] | None = None, *, correct: bool = True,
+               edit=None) -> str:
+    """A filled-in student notebook as JSON text: the release with the solutions' answers
+    (``correct``) and then ``answers`` (grade_id → source) put into the answer cells;
+    ``edit(nb)`` may change the notebook further (delete cells, ...)."""
+    nb = released(solution_path)
+    fill = dict(solution_answers(nbformat.read(solution_path, as_version=4))) if correct else {}
+    fill.update(answers or {})
+    for cell in nb.cells:
+        grade_id = release.nbgrader(cell).get("grade_id")
+        if cell.cell_type == "code" and release.is_answer_cell(cell) and grade_id in fill:
+            cell.source = fill[grade_id]
+    if edit is not None:
+        edit(nb)
+    return nbformat.writes(nb)
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def drop_test_cells_and_reorder(nb) -> None:
+    """A student who deletes every test cell and the markdown, and moves the cells around."""
+    nb.cells = [c for c in nb.cells if not release.is_test_cell(c) and c.cell_type == "code"][::-1]
+
+
+def json_without_nbformat(text: str) -> str:
+    data = json.loads(text)
+    return json.dumps(copy.deepcopy(data["cells"]))  # a list, not a notebook
