@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(PY) -m jupyter lab $(NOTEBOOK)
+	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) $(NOTEBOOK)
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) --dist loadscope --nbval-lax --nbval-current-env -p no:cacheprovider \
