@@ -365,6 +365,12 @@ def exercise_process(namespace: dict, job: dict, result_w: int, output_w: int, n
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         os.chdir(job["cwd"])
+        try:  # one thread per exercise process: the grader runs several in parallel
+            import torch
+
+            torch.set_num_threads(1)
+        except Exception:
+            pass
         started = _monotonic()
         verdict = grade_exercise(namespace, job)
         verdict["seconds"] = round(_monotonic() - started, 3)
