@@ -286,15 +286,18 @@ def _check_name_split(name: str, split: str) -> None:
         raise ValueError(f"Unknown split {split!r}; choose 'train' or 'test'.")
 
 
-def load(split: str = "train", name: str = "fashion-mnist", subset: str = "embedded",
+def load(split: str = "train", name: str = "fashion-mnist", subset: str | None = None,
          download: bool = True) -> ImageSet:
     """Load one split as uint8 images (N, 1, 28, 28) and int64 labels.
 
-    ``name``: ``"fashion-mnist"`` (default) or ``"mnist"`` (full data only; downloads through
-    torchvision when there is internet). ``subset``: ``"embedded"`` (ships with the package,
-    Fashion-MNIST only) or ``"full"``.
+    ``name``: ``"fashion-mnist"`` (default) or ``"mnist"`` — the one argument to switch; MNIST
+    does not ship with the package, so it comes from the cache or a torchvision download.
+    ``subset``: ``"embedded"`` (ships with the package, Fashion-MNIST only; the default for it)
+    or ``"full"`` (the default for MNIST).
     """
     _check_name_split(name, split)
+    if subset is None:
+        subset = "embedded" if name == "fashion-mnist" else "full"
     if subset == "embedded":
         if name != "fashion-mnist":
             raise ValueError(f"Only Fashion-MNIST ships inside the package; use subset='full' for {name!r}.")

@@ -84,7 +84,23 @@ def test_unknown_names_are_clear_errors():
     with pytest.raises(ValueError, match="Unknown split"):
         data.load("validation")
     with pytest.raises(ValueError, match="Only Fashion-MNIST ships"):
-        data.load("train", name="mnist")
+        data.load("train", name="mnist", subset="embedded")
+
+
+def test_mnist_is_one_argument_away(no_full_data, monkeypatch):
+    """name="mnist" goes to the full data and, when no copy is found, to the torchvision download."""
+    calls = []
+
+    def fake_download(name, target):
+        calls.append(name)
+        _write_idx_pair(target, "test", 10_000)
+
+    monkeypatch.setattr(data, "_torchvision_download", fake_download)
+    test = data.load("test", name="mnist")
+    assert calls == ["mnist"] and test.images.shape == (10_000, 1, 28, 28) and test.name == "mnist"
+    assert test.class_names[3] == "3"
+    data.load("test", name="mnist")  # now cached: no second download
+    assert calls == ["mnist"]
 
 
 @pytest.mark.full_data
@@ -132,6 +148,13 @@ def _write_idx(path: Path, array: np.ndarray, truncate: int = 0) -> None:
     payload = header + array.astype(np.uint8).tobytes()
     with gzip.open(path, "wb") as f:
         f.write(payload[: len(payload) - truncate] if truncate else payload)
+
+
+def _write_idx_pair(directory: Path, split: str, n: int) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    images, labels = data.IDX_FILES[split]
+    _write_idx(directory / images, np.zeros((n, 28, 28)))
+    _write_idx(directory / labels, np.arange(n) % 10)
 
 
 def _fake_full_test_split(directory: Path, truncate: int = 0) -> None:
