@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml | $(PY)
 lab: $(STAMP)
 	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) $(NOTEBOOK)
 
+# One BLAS thread per worker: JOBS workers on JOBS cores, no oversubscription (kernels inherit it).
 test: $(STAMP)
-	$(PY) -m pytest -n $(JOBS) --dist loadscope --nbval-lax --nbval-current-env -p no:cacheprovider \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(JOBS) --dist loadscope --nbval-lax --nbval-current-env -p no:cacheprovider \
 		tests solutions notebooks
 
 unit: $(STAMP)

@@ -45,43 +45,38 @@ def is_test_cell(cell) -> bool:
     return bool(meta.get("grade")) and not meta.get("solution")
 
 
-def strip_solution(source: str, where: str = "") -> str:
-    """Replace every solution region with a NotImplementedError stub at the marker's indent."""
-    lines, out, inside = source.split("\n"), [], False
-    for line in lines:
+def _replace_regions(source: str, begin: str, end: str, stub: tuple[str, ...], where: str) -> str:
+    """Replace every ``begin`` … ``end`` region (marker lines included) by ``stub`` lines,
+    indented like the ``begin`` marker."""
+    out, inside = [], False
+    for line in source.split("\n"):
         stripped = line.strip()
-        if stripped == BEGIN_SOLUTION:
+        if stripped == begin:
             if inside:
-                raise ReleaseError(f"{where}: nested {BEGIN_SOLUTION}")
+                raise ReleaseError(f"{where}: nested {begin}")
             inside = True
             indent = line[: len(line) - len(line.lstrip())]
-            out += [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
-        elif stripped == END_SOLUTION:
+            out += [indent + s for s in stub]
+        elif stripped == end:
             if not inside:
-                raise ReleaseError(f"{where}: {END_SOLUTION} without {BEGIN_SOLUTION}")
+                raise ReleaseError(f"{where}: {end} without {begin}")
             inside = False
         elif not inside:
             out.append(line)
     if inside:
-        raise ReleaseError(f"{where}: {BEGIN_SOLUTION} without {END_SOLUTION}")
+        raise ReleaseError(f"{where}: {begin} without {end}")
     return "\n".join(out)
 
 
+def strip_solution(source: str, where: str = "") -> str:
+    """Replace every solution region with a NotImplementedError stub at the marker's indent."""
+    return _replace_regions(source, BEGIN_SOLUTION, END_SOLUTION,
+                            ("# YOUR CODE HERE", "raise NotImplementedError()"), where)
+
+
 def strip_hidden_tests(source: str, where: str = "") -> str:
-    lines, out, inside = source.split("\n"), [], False
-    for line in lines:
-        stripped = line.strip()
-        if stripped == BEGIN_HIDDEN:
-            inside = True
-        elif stripped == END_HIDDEN:
-            if not inside:
-                raise ReleaseError(f"{where}: {END_HIDDEN} without {BEGIN_HIDDEN}")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ReleaseError(f"{where}: {BEGIN_HIDDEN} without {END_HIDDEN}")
-    return "\n".join(out).rstrip("\n")
+    """Remove every hidden-tests region."""
+    return _replace_regions(source, BEGIN_HIDDEN, END_HIDDEN, (), where).rstrip("\n")
 
 
 def stamp_course_cells(nb, filename: str, folder: str) -> None:
