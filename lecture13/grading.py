@@ -198,10 +198,12 @@ class Grade:
         return sum(r.max_points for r in self.results) if self.notebook else None
 
     def reasons(self) -> str:
-        lost = [f"{r.grade_id}: -{_num(r.max_points - r.points)} {r.reason}" for r in self.results if r.points < r.max_points]
-        if self.problem and not lost:
-            lost = [self.problem]
-        return " | ".join(lost)
+        """One line: ``grade_id: -points reason`` for each exercise that lost points, joined by `` | ``
+        (a problem with the whole file, e.g. not valid JSON, is said once)."""
+        if self.problem:
+            return self.problem
+        return " | ".join(f"{r.grade_id}: -{_num(r.max_points - r.points)} {r.reason}"
+                          for r in self.results if r.points < r.max_points)
 
 
 def _num(x: float | None) -> str:
