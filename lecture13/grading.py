@@ -301,12 +301,18 @@ class Worker:
 
 
 class WorkerSet:
-    """One worker per notebook for one parallel job; restarted when one dies."""
+    """The worker of one parallel job: one notebook's at a time (each holds torch and the data in
+    memory, so switching notebooks closes the previous one); restarted when it dies."""
 
     def __init__(self):
         self.workers: dict[str, Worker] = {}
+        self.closed = False
 
     def get(self, notebook: CourseNotebook) -> Worker:
+        if self.closed:
+            raise GradingError("grading was stopped")
+        for name in [n for n in self.workers if n != notebook.name]:
+            self.workers.pop(name).close()
         worker = self.workers.get(notebook.name)
         if worker is not None and not worker.alive and not worker.error.startswith("the course's"):
             worker.close()
@@ -316,7 +322,8 @@ class WorkerSet:
         return worker
 
     def close(self) -> None:
-        for worker in self.workers.values():
+        self.closed = True
+        for worker in list(self.workers.values()):
             worker.close()
         self.workers.clear()
 
@@ -453,6 +460,8 @@ def grade(submissions: list[Path | str], solutions: Path | str = DEFAULT_SOLUTIO
 
     course = load_course(solutions)
     found = find_submissions(submissions)
+    order = {nb.name: i for i, nb in enumerate(course)}  # one notebook after the other: fewer worker starts
+    found.sort(key=lambda s: (order.get(getattr(read_submission(s.path, course)[0], "name", ""), -1), s.student))
     limits = limits or Limits()
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(found)))
     grades: list[Grade] = []
@@ -478,18 +487,23 @@ def grade(submissions: list[Path | str], solutions: Path | str = DEFAULT_SOLUTIO
         if feedback is not None:
             write_atomically(Path(feedback) / feedback_filename(g.student), feedback_markdown(g))
 
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    bar = tqdm(total=len(found), desc="grading", unit="notebook", disable=not progress)
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool, \
-                tqdm(total=len(found), desc="grading", unit="notebook", disable=not progress) as bar:
-            futures = [pool.submit(one, s) for s in found]
-            for future in as_completed(futures):
-                record(future.result())
-                bar.update(1)
+        futures = [pool.submit(one, s) for s in found]
+        for future in as_completed(futures):
+            record(future.result())
+            bar.update(1)
+        pool.shutdown(wait=True)
+    except BaseException:  # Ctrl-C: drop what has not started; the CSV so far is on disk
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
+        bar.close()
         for workers in pools:
             workers.close()
-    if out is not None:
-        write_atomically(Path(out), csv_text(grades, course))
+        if out is not None:  # always a CSV, even when interrupted: the rows graded so far
+            write_atomically(Path(out), csv_text(grades, course))
     return sorted(grades, key=lambda g: g.student)
 
 
@@ -522,6 +536,9 @@ def cmd_grade(args) -> int:
     except GradingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {args.out} holds the notebooks graded so far", file=sys.stderr)
+        return 130
     full = sum(1 for g in grades if g.notebook and g.total == g.max_points)
     print(f"graded {len(grades)} notebooks ({full} with full marks); wrote {args.out}"
           + (f" and feedback in {args.feedback}/" if args.feedback else ""))

@@ -491,6 +491,7 @@ def send(fd: int, message: dict) -> None:
 def serve(report_fd: int) -> None:
     """Worker main loop: first line of stdin is {"imports": source}; each further line a job."""
     os.environ["LECTURE13_GRADING"] = "1"
+    _die_with_parent()  # a grader killed outright takes its workers (and their exercise processes) along
     try:
         import torch
 

@@ -9,6 +9,7 @@ import csv
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import nbformat
@@ -348,3 +349,28 @@ def test_grade_command_is_registered_and_handles_bad_input(tmp_path, capsys):
     assert [(r["student"], r["total"]) for r in rows] == [("broken.ipynb", "0"), ("notes.ipynb", "0")]
     assert rows[0]["reasons"].startswith("not valid notebook JSON")
     assert rows[1]["reasons"].startswith("not a notebook of this course")
+
+
+def test_an_interrupted_run_leaves_a_valid_csv_of_what_was_graded(tmp_path, monkeypatch):
+    for name in ("a.ipynb", "b.ipynb", "c.ipynb"):
+        gc.write(tmp_path / "in", name, gc.submission(NB00))
+    calls, out = [], tmp_path / "grades.csv"
+
+    def fake_grade_submission(submission, course, workers, limits):
+        calls.append(submission.student)
+        if len(calls) == 2:
+            for _ in range(500):  # until a's row is on disk
+                if out.exists():
+                    break
+                time.sleep(0.01)
+            raise KeyboardInterrupt
+        return grading.Grade(submission.student, NB00.name,
+                             [grading.ExerciseResult(FIT, 2, 2), grading.ExerciseResult(NLL, 0, 2, "x")])
+
+    monkeypatch.setattr(grading, "grade_submission", fake_grade_submission)
+    with pytest.raises(KeyboardInterrupt):
+        grading.grade([tmp_path / "in"], gc.SOLUTIONS, out=out, jobs=1, progress=False)
+    assert calls[:2] == ["a.ipynb", "b.ipynb"]
+    assert out.read_text() == (f"student,notebook,{FIT},{NLL},total,max,reasons\n"
+                               f"a.ipynb,{NB00.name},2,0,2,4,{NLL}: -2 x\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grades.csv", "in"]
