@@ -4,6 +4,7 @@ What is graded, per exercise (an answer cell with nbgrader ``grade_id`` G and th
 ``G-test`` worth ``points``):
 
     the imports cell of solutions/NB.ipynb        (the course's, trusted)
+  + the def/class/import statements of the student's earlier answer cells (their helpers)
   + the student's answer cell G                  (found by grade_id; missing → 0)
   + the test cell G-test of solutions/NB.ipynb   (the instructor's, hidden tests included)
 
@@ -354,7 +355,7 @@ def grade_submission(submission: Submission, course: list[CourseNotebook], worke
     deadline = time.monotonic() + budget
     workdir = tempfile.mkdtemp(prefix="lecture13-grade-")
     try:
-        for exercise in notebook.exercises:
+        for index, exercise in enumerate(notebook.exercises):
             result = ExerciseResult(exercise.grade_id, 0.0, exercise.points)
             grade.results.append(result)
             left = deadline - time.monotonic()
@@ -374,6 +375,8 @@ def grade_submission(submission: Submission, course: list[CourseNotebook], worke
                     job_id = next(_job_ids)
                 timeout = min(limits.timeout, left)
                 verdict = worker.run({"id": job_id, "grade_id": exercise.grade_id, "answer": answers[exercise.grade_id],
+                                      "earlier": [(e.grade_id, answers[e.grade_id]) for e in notebook.exercises[:index]
+                                                  if e.grade_id in answers],
                                       "test": exercise.test, "hidden_lines": exercise.hidden_lines, "cwd": workdir,
                                       "timeout": timeout, "memory_mb": limits.memory_mb,
                                       "output_limit": limits.output_limit})

@@ -15,7 +15,9 @@ can reach another. In the exercise process:
    the student's code (their function is on the call stack);
 3. a snapshot of every attribute of the modules the checks rely on (``lecture13.*``, torch,
    builtins, os, sys.exit …);
-4. the student's answer cell (IPython magics and shell lines are dropped if they do not parse);
+4. the ``def``/``class``/``import`` statements of the student's earlier answer cells (so a helper
+   or an earlier exercise's function they call is there; nothing else of those cells runs), then
+   the student's answer cell (IPython magics and shell lines are dropped if they do not parse);
 5. names of the imports cell that the test cell uses are put back to the pristine objects: a
    rebinding of them, or a changed module attribute (snapshot compared before and after the
    test cell), is "tampered with the checks" and scores nothing;
@@ -111,6 +113,22 @@ def test_cell_names(test_source: str) -> tuple[list[str], list[str], set[str]]:
     return list(dict.fromkeys(students)), list(dict.fromkeys(references)), names
 
 
+def definitions_only(source: str, filename: str) -> list:
+    """The ``def``, ``class`` and ``import`` statements of an answer cell, each compiled on its
+    own (none if it does not parse): what a later exercise may use from an earlier one, without
+    running the rest of that cell."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        try:
+            tree = ast.parse(without_magics(source))
+        except SyntaxError:
+            return []
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+    return [compile(ast.Module(body=[node], type_ignores=[]), filename, "exec") for node in tree.body
+            if isinstance(node, kinds)]
+
+
 # ----------------------------------------------------------------------------- tamper detection
 def watched_modules() -> list:
     """The modules (and their classes) whose attributes the checks rely on."""
@@ -175,7 +193,7 @@ class Guard:
         frame = _getframe(2)
         while frame is not None and frame.f_code is not _BOUNDARY[0]:  # stop at the harness
             filename = frame.f_code.co_filename
-            if filename == self.answer_file or filename == "<string>":
+            if filename.startswith("<answer ") or filename == "<string>":
                 return True
             frame = frame.f_back
         return False
@@ -291,6 +309,12 @@ def grade_exercise(namespace: dict, job: dict, *, _changed=changed, _snapshot=sn
         verdict["reason"] = f"the answer cell is not valid Python (SyntaxError: {err.msg}, line {err.lineno})"
         return verdict
     try:
+        for earlier_id, earlier in job.get("earlier", []):  # helpers the student defined in earlier answers
+            for statement in definitions_only(earlier, f"<answer {earlier_id}>"):
+                try:
+                    _exec(statement, namespace)
+                except Exception:
+                    pass
         _exec(code, namespace)
         tampered = _changed(before)
         rebound = sorted(k for k in pristine if k in test_names and namespace.get(k) is not pristine[k])

@@ -80,6 +80,10 @@ def adversarial_submissions() -> dict[str, str]:
         "kills_the_grader.ipynb": sub(NB00, {FIT: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n" + FIT_OK}),
         "writes_files.ipynb": sub(NB00, {FIT: "import os\nprint('CWD=' + os.getcwd())\n"
                                               "open('scratch.txt', 'w').write('hello')\n" + FIT_OK}),
+        "uses_an_earlier_helper.ipynb": sub(NB00, {
+            FIT: FIT_OK + "\ndef my_log(t):\n    return torch.log(t)\nwhile True:\n    pass\n",
+            NLL: "def bernoulli_nll(theta, x):\n    log_p = x * my_log(theta) + (1 - x) * torch.log1p(-theta)\n"
+                 "    return -log_p.flatten(1).sum(dim=1)\n"}),
         "other_course.ipynb": nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])),
     }
 
@@ -197,6 +201,12 @@ def test_exits_and_import_errors_cost_only_their_exercise(adversarial):
     g = adversarial[0]["raises_at_import_and_magics.ipynb"]
     assert points(g) == {FIT: 0, NLL: 2}  # IPython magics and shell lines are skipped
     assert reason(g, FIT) == "ModuleNotFoundError: No module named 'a_module_that_does_not_exist'"
+
+
+def test_a_later_answer_may_use_a_function_defined_in_an_earlier_answer(adversarial):
+    g = adversarial[0]["uses_an_earlier_helper.ipynb"]  # only the earlier cell's definitions run, not its loop
+    assert points(g) == {FIT: 0, NLL: 2}
+    assert reason(g, FIT) == f"timed out after {TIMEOUT:g} s"
 
 
 def test_killing_the_grader_costs_that_exercise_only(adversarial):
@@ -374,3 +384,13 @@ def test_an_interrupted_run_leaves_a_valid_csv_of_what_was_graded(tmp_path, monk
     assert out.read_text() == (f"student,notebook,{FIT},{NLL},total,max,reasons\n"
                                f"a.ipynb,{NB00.name},2,0,2,4,{NLL}: -2 x\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grades.csv", "in"]
+
+
+def test_only_definitions_of_earlier_answers_are_kept():
+    statements = grading_harness.definitions_only(
+        "import math\nx = 1 / 0\ndef f(t):\n    return t\nwhile True:\n    pass\n%time f(1)\nclass C:\n    pass\n", "<answer e>")
+    namespace = {}
+    for statement in statements:
+        exec(statement, namespace)
+    assert {"math", "f", "C"} <= set(namespace) and "x" not in namespace
+    assert grading_harness.definitions_only("def broken(:\n", "<answer e>") == []
