@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -238,12 +239,13 @@ class Worker:
                                      stdout=self.log, stderr=self.log, pass_fds=(writer,), cwd=self.home,
                                      env=worker_env(), start_new_session=True)
         os.close(writer)
-        self.error = ""
+        self.error, self.imports_failed = "", False
         self._send({"imports": notebook.imports})
         hello = self._receive(start_timeout)
         if hello is None:
             self.error = f"the grading worker did not start: {self._log_tail()}"
         elif not hello.get("ready"):
+            self.imports_failed = True
             self.error = f"the course's imports cell failed in the grader: {hello.get('error')}"
 
     def _log_tail(self, limit: int = 400) -> str:
@@ -315,7 +317,7 @@ class WorkerSet:
         for name in [n for n in self.workers if n != notebook.name]:
             self.workers.pop(name).close()
         worker = self.workers.get(notebook.name)
-        if worker is not None and not worker.alive and not worker.error.startswith("the course's"):
+        if worker is not None and not worker.alive and not worker.imports_failed:  # died: start afresh
             worker.close()
             worker = None
         if worker is None:
@@ -338,19 +340,40 @@ class Limits:
     output_limit: int = DEFAULT_OUTPUT_LIMIT  # characters of output kept per exercise
 
 
-_job_ids = iter(range(1, 1 << 62))
+_job_ids = itertools.count(1)
 _job_lock = threading.Lock()
 
 
+def skip_reason(exercise: Exercise, answers: dict[str, str], problem: str, seconds_left: float, budget: float) -> str:
+    """Why an exercise scores zero without being run ("" when it is to be run)."""
+    if problem:
+        return problem
+    if exercise.grade_id not in answers:
+        return "answer cell missing"
+    if seconds_left <= 0:
+        return f"not run: the submission's time limit ({budget:g} s) was used up"
+    return ""
+
+
+def exercise_job(notebook: CourseNotebook, index: int, answers: dict[str, str], workdir: str, timeout: float,
+                 limits: Limits) -> dict:
+    """What the worker needs to grade exercise ``index`` of a submission (see grading_harness)."""
+    exercise = notebook.exercises[index]
+    with _job_lock:
+        job_id = next(_job_ids)
+    earlier = [(e.grade_id, answers[e.grade_id]) for e in notebook.exercises[:index] if e.grade_id in answers]
+    return {"id": job_id, "grade_id": exercise.grade_id, "answer": answers[exercise.grade_id], "earlier": earlier,
+            "test": exercise.test, "hidden_lines": exercise.hidden_lines, "cwd": workdir, "timeout": timeout,
+            "memory_mb": limits.memory_mb, "output_limit": limits.output_limit}
+
+
 def grade_submission(submission: Submission, course: list[CourseNotebook], workers: WorkerSet, limits: Limits) -> Grade:
+    """Grade one notebook, exercise by exercise, in a temporary directory removed afterwards."""
     started = time.monotonic()
     notebook, answers, problem = read_submission(submission.path, course)
     grade = Grade(submission.student, notebook.name if notebook else "", problem=problem)
     if notebook is None:
         return grade
-    worker = None
-    if not problem and any(e.grade_id in answers for e in notebook.exercises):
-        worker = workers.get(notebook)
     budget = limits.submission_timeout or limits.timeout * len(notebook.exercises)
     deadline = time.monotonic() + budget
     workdir = tempfile.mkdtemp(prefix="lecture13-grade-")
@@ -359,33 +382,18 @@ def grade_submission(submission: Submission, course: list[CourseNotebook], worke
             result = ExerciseResult(exercise.grade_id, 0.0, exercise.points)
             grade.results.append(result)
             left = deadline - time.monotonic()
-            if problem:
-                result.reason = problem
-            elif exercise.grade_id not in answers:
-                result.reason = "answer cell missing"
-            elif left <= 0:
-                result.reason = f"not run: the submission's time limit ({budget:g} s) was used up"
-            else:
-                if not worker.alive:
-                    worker = workers.get(notebook)
-                if worker.error:
-                    result.reason = f"grader error: {worker.error}"
-                    continue
-                with _job_lock:
-                    job_id = next(_job_ids)
-                timeout = min(limits.timeout, left)
-                verdict = worker.run({"id": job_id, "grade_id": exercise.grade_id, "answer": answers[exercise.grade_id],
-                                      "earlier": [(e.grade_id, answers[e.grade_id]) for e in notebook.exercises[:index]
-                                                  if e.grade_id in answers],
-                                      "test": exercise.test, "hidden_lines": exercise.hidden_lines, "cwd": workdir,
-                                      "timeout": timeout, "memory_mb": limits.memory_mb,
-                                      "output_limit": limits.output_limit})
-                if verdict.get("passed"):
-                    result.points = exercise.points
-                result.reason = one_line(verdict.get("reason", ""))
-                result.detail = verdict.get("detail", "")
-                result.output = verdict.get("output", "")
-                result.seconds = verdict.get("wall_seconds", 0.0)
+            result.reason = skip_reason(exercise, answers, problem, left, budget)
+            if result.reason:
+                continue
+            worker = workers.get(notebook)
+            if worker.error:
+                result.reason = f"grader error: {worker.error}"
+                continue
+            verdict = worker.run(exercise_job(notebook, index, answers, workdir, min(limits.timeout, left), limits))
+            result.points = exercise.points if verdict.get("passed") else 0.0
+            result.reason = one_line(verdict.get("reason", ""))
+            result.detail, result.output = verdict.get("detail", ""), verdict.get("output", "")
+            result.seconds = verdict.get("wall_seconds", 0.0)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     grade.seconds = round(time.monotonic() - started, 2)

@@ -38,7 +38,6 @@ import ctypes
 import json
 import math
 import os
-import re
 import resource
 import secrets
 import select
@@ -66,7 +65,8 @@ class ReferenceUsed(BaseException):
 # ----------------------------------------------------------------------------- small helpers
 def memory_of(pid: int | str = "self") -> tuple[int, int]:
     """(address space, resident set) in bytes of a process, from /proc."""
-    size, resident = open(f"/proc/{pid}/statm").read().split()[:2]
+    with open(f"/proc/{pid}/statm") as f:
+        size, resident = f.read().split()[:2]
     return int(size) * PAGE, int(resident) * PAGE
 
 
@@ -459,6 +459,7 @@ def run_job(namespace: dict, job: dict, report_fd: int) -> dict:
             done, status_code = os.waitpid(pid, os.WNOHANG)
             if done:
                 status = status_code
+                kill_group(pid)  # anything it started that still holds the pipes open
         if status is not None and (not open_fds or _monotonic() - started > job["timeout"] + 1):
             break
         if status is None and killed is None:
@@ -472,8 +473,6 @@ def run_job(namespace: dict, job: dict, report_fd: int) -> dict:
                     pass
             if killed:
                 kill_group(pid)
-        if status is not None and not open_fds:
-            break
     kill_group(pid)  # whatever the answer left running in its process group
     for fd in (result_r, output_r):
         os.close(fd)
