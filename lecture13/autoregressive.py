@@ -222,7 +222,7 @@ class GatedPixelCNN(AutoregressiveModel):
     stack. The vertical stack sees every row above (a rectangle, no blind spot), the horizontal
     stack the pixels to the left."""
 
-    def __init__(self, channels: int = 32, layers: int = 6, kernel_size: int = 5, first_kernel: int = 7, levels: int = 2):
+    def __init__(self, channels: int = 32, layers: int = 6, kernel_size: int = 3, first_kernel: int = 7, levels: int = 2):
         super().__init__()
         if layers < 1 or levels != 2:
             raise ValueError(f"GatedPixelCNN needs layers >= 1 and levels=2 (binary images), got {layers}, {levels}")
@@ -412,3 +412,42 @@ for _name, _cls, _about, _defaults in (
 ):
     register_recipe(Recipe(name=_name, description=_about, build=_cls, fit=_fit, evaluate=evaluate_nll,
                            sample=_sample, defaults={**_COMMON, **_defaults}))
+
+
+# --------------------------------------------------------------------------- exercise feedback
+def mask_hides_the_future(causal_mask_fn) -> None:
+    """Property check for a student's ``causal_mask``: nothing below or right of the centre."""
+    for k in (3, 5):
+        for kind in ("A", "B"):
+            mask = causal_mask_fn(k, kind)
+            if tuple(mask.shape) != (k, k):
+                raise AssertionError(f"causal_mask({k}, {kind!r}) should have shape ({k}, {k}), got {tuple(mask.shape)}")
+            future = mask.clone().float()
+            future[: k // 2] = 0
+            future[k // 2, : k // 2 + 1] = 0
+            if future.any():
+                raise AssertionError(f"causal_mask({k}, {kind!r}) lets the centre see a future pixel (a 1 below the centre "
+                                     f"row or right of the centre): {mask.int().tolist()}")
+
+
+def mask_centre_rule(causal_mask_fn) -> None:
+    """Property check: type A hides the centre, type B shows it."""
+    a, b = causal_mask_fn(3, "A"), causal_mask_fn(3, "B")
+    if a[1, 1] != 0:
+        raise AssertionError("type A must hide the centre (the first layer must not see the pixel it predicts); "
+                             "are A and B swapped?")
+    if b[1, 1] != 1:
+        raise AssertionError("type B must show the centre (later layers' centre features know only earlier pixels)")
+
+
+def bits_per_dim_converts_units(bits_per_dim_fn) -> None:
+    """Property check for a student's ``bits_per_dim``: 784·ln 2 nats over 784 pixels is 1 bit/dim."""
+    got = float(bits_per_dim_fn(784 * math.log(2), 784))
+    if abs(got - 1) < 1e-6:
+        return
+    hints = {math.log(2): "you divided by the number of dimensions but not by ln 2 (nats → bits)",
+             784 * math.log(2): "you did not divide by the number of dimensions",
+             1 / math.log(2) ** 2 * math.log(2): "nats → bits divides by ln 2 once, not log base 2 of something",
+             math.log(2) ** 2: "you multiplied by ln 2 instead of dividing"}
+    hint = next((text for value, text in hints.items() if abs(got - value) < 1e-6), "expected exactly 1")
+    raise AssertionError(f"bits_per_dim(784·ln 2 nats, 784) = {got:.6g}, but it is 1 bit per dimension: {hint}")

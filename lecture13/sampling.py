@@ -43,6 +43,11 @@ def choose(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def _prepare(model: nn.Module, n: int | None, size: tuple[int, int], generator, uniforms, start, known_rows):
     if not isinstance(model, AutoregressiveModel):
         raise TypeError(f"sampling needs an autoregressive model from lecture13.autoregressive, got {type(model).__name__}")
+    if uniforms is not None and start is None:
+        if uniforms.dim() != 4 or uniforms.shape[1] != 1:
+            raise ValueError(f"uniforms must have shape (N, 1, H, W), got {tuple(uniforms.shape)}")
+        n, size = (uniforms.shape[0] if n is None else n), (tuple(uniforms.shape[2:]) if size is None else size)
+    size = (28, 28) if size is None else tuple(size)
     if start is not None:
         if start.dim() != 4 or start.shape[1] != 1:
             raise ValueError(f"start must be images of shape (N, 1, H, W), got {tuple(start.shape)}")
@@ -62,7 +67,7 @@ def _prepare(model: nn.Module, n: int | None, size: tuple[int, int], generator, 
 
 
 @torch.no_grad()
-def sample_naive(model: AutoregressiveModel, n: int | None = None, size: tuple[int, int] = (28, 28),
+def sample_naive(model: AutoregressiveModel, n: int | None = None, size: tuple[int, int] | None = None,
                  generator: torch.Generator | None = None, uniforms: torch.Tensor | None = None,
                  start: torch.Tensor | None = None, known_rows: int = 0) -> torch.Tensor:
     """x_i ~ p(x_i | x_<i) for i = 1 … D in raster order, one full forward pass per pixel.
@@ -74,6 +79,20 @@ def sample_naive(model: AutoregressiveModel, n: int | None = None, size: tuple[i
         for c in range(width):
             logits = model(x)                                   # everything, again, for one pixel
             x[:, 0, r, c] = choose(logits[:, :, r, c], u[:, 0, r, c])
+    return x
+
+
+@torch.no_grad()
+def sample_sequential(model: AutoregressiveModel, uniforms: torch.Tensor) -> torch.Tensor:
+    """The sampling loop at its plainest (binary pixels; the notebook's exercise):
+
+        for each pixel i in raster order:  p_i = σ(logit_i(x)),  x_i = 1 if u_i < p_i else 0
+    """
+    x = torch.zeros_like(uniforms)
+    for r in range(x.shape[2]):
+        for c in range(x.shape[3]):
+            p = torch.sigmoid(model(x)[:, 0, r, c])
+            x[:, 0, r, c] = (uniforms[:, 0, r, c] < p).float()
     return x
 
 
@@ -181,7 +200,7 @@ STEPPERS = {PixelCNN: _pixelcnn_steps, GatedPixelCNN: _gated_steps, PixelRNN: _p
 
 
 @torch.no_grad()
-def sample_fast(model: AutoregressiveModel, n: int | None = None, size: tuple[int, int] = (28, 28),
+def sample_fast(model: AutoregressiveModel, n: int | None = None, size: tuple[int, int] | None = None,
                 generator: torch.Generator | None = None, uniforms: torch.Tensor | None = None,
                 start: torch.Tensor | None = None, known_rows: int = 0) -> torch.Tensor:
     """The same samples as :func:`sample_naive` (same uniforms), computing at each step only the
@@ -206,3 +225,28 @@ def complete(model: AutoregressiveModel, images: torch.Tensor, known_rows: int =
     """Keep the top ``known_rows`` rows of ``images`` and sample the rest from p(x_rest | x_top)."""
     sampler = sample_fast if fast else sample_naive
     return sampler(model, start=images, known_rows=known_rows, generator=generator)
+
+
+# --------------------------------------------------------------------------- exercise feedback
+def _toy_sampler_inputs():
+    torch.manual_seed(11)
+    model = PixelCNN(channels=4, layers=2, kernel_size=3).eval()
+    model.__name__ = "toy_model"
+    return model, torch.rand(3, 1, 3, 4, generator=torch.Generator().manual_seed(12))
+
+
+def samples_are_binary_and_use_the_uniforms(sample_fn) -> None:
+    """Property check for a student's sampling loop: 0/1 pixels, decided by the given uniforms only."""
+    model, u = _toy_sampler_inputs()
+    x = sample_fn(model, u.clone())
+    if tuple(x.shape) != tuple(u.shape):
+        raise AssertionError(f"the samples should have the shape of the uniforms {tuple(u.shape)}, got {tuple(x.shape)}")
+    if not ((x == 0) | (x == 1)).all():
+        raise AssertionError("pixels must be 0 or 1 (x_i = 1 where u_i < p_i), but some are in between: "
+                             "did you store the probability instead of the sample?")
+    if not torch.equal(sample_fn(model, u.clone()), x):
+        raise AssertionError("two calls with the same uniforms gave different images: draw no randomness yourself "
+                             "(no torch.bernoulli / torch.rand), compare `uniforms` with the probability")
+    if sample_fn(model, torch.ones_like(u)).any():
+        raise AssertionError("with every u = 1 no pixel can be on (u < p never holds), but some are: "
+                             "is the comparison the wrong way round?")

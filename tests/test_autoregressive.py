@@ -168,3 +168,31 @@ def test_training_lowers_the_nll():
                     progress=False)
     assert history.series()[-1] < 0.8 * history.series()[0]
     assert model.nll(images).mean().item() < 0.8 * before
+
+
+def test_plain_sampling_loop_matches_the_naive_sampler():
+    model = build("gated", sharpen=3.0)
+    u = draw_uniforms(3, (5, 6), torch.Generator().manual_seed(0))
+    from lecture13.sampling import sample_sequential
+
+    assert torch.equal(sample_sequential(model, u), sample_naive(model, uniforms=u))
+
+
+def test_exercise_properties_catch_planted_bugs():
+    from lecture13.sampling import samples_are_binary_and_use_the_uniforms, sample_sequential
+
+    ar.mask_hides_the_future(ar.causal_mask)
+    ar.mask_centre_rule(ar.causal_mask)
+    ar.bits_per_dim_converts_units(lambda n, d: n / (d * math.log(2)))
+    samples_are_binary_and_use_the_uniforms(sample_sequential)
+    with pytest.raises(AssertionError, match="swapped"):
+        ar.mask_centre_rule(lambda k, t: ar.causal_mask(k, "B" if t == "A" else "A"))
+    with pytest.raises(AssertionError, match="future"):
+        ar.mask_hides_the_future(lambda k, t: ar.causal_mask(k, t).T)
+    with pytest.raises(AssertionError, match="ln 2"):
+        ar.bits_per_dim_converts_units(lambda n, d: n / d)
+    with pytest.raises(AssertionError, match="randomness"):
+        samples_are_binary_and_use_the_uniforms(
+            lambda m, u: torch.bernoulli(torch.full_like(u, 0.5)))
+    with pytest.raises(AssertionError, match="wrong way round"):
+        samples_are_binary_and_use_the_uniforms(lambda m, u: (u >= 0.5).float())

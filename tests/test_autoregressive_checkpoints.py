@@ -1,0 +1,38 @@
+"""The shipped autoregressive checkpoints: checksum, provenance, and their recorded test NLL.
+
+Tolerance: the recorded embedded-subset NLL is reproduced within 0.01 nats per image (it is the
+same computation on the same CPU arithmetic; the margin only absorbs summation-order effects
+across BLAS builds)."""
+import pytest
+import torch
+
+from lecture13 import autoregressive as ar
+from lecture13.checkpoints import WEIGHTS_DIR, pretrained, read_manifest
+from lecture13.recipes import get_recipe
+from lecture13.sampling import sample_fast
+
+NAMES = ("pixelcnn", "gated_pixelcnn", "pixelrnn")
+TOLERANCE_NATS = 0.01
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkpoint_reproduces_its_recorded_nll(name):
+    model, meta = pretrained(name, with_meta=True)            # sha256-checked, weights_only
+    assert isinstance(model, ar.AutoregressiveModel)
+    entry = read_manifest()[name]
+    assert (WEIGHTS_DIR / entry["file"]).stat().st_size < 5 * 2**20
+    assert meta["command"].startswith("python -m lecture13 train " + name) and "--ship" in meta["command"]
+    assert meta["train_subset"] == "full" and meta["seed"] == 0
+    recorded = meta["metrics"]["embedded_test"]["nll_nats"]
+    assert "full_test" in meta["metrics"]
+    measured = ar.evaluate_nll(model, "embedded")
+    assert measured["nll_nats"] == pytest.approx(recorded, abs=TOLERANCE_NATS)
+    assert measured["nll_nats"] < 0.5 * read_manifest()["factorized"]["metrics"]["embedded_test"]["nll_nats"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_samples_binary_images(name):
+    model = pretrained(name)
+    images = get_recipe(name).sample(model, 2, 0)
+    assert images.shape == (2, 1, 28, 28) and set(images.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(images, sample_fast(model, 2, generator=torch.Generator().manual_seed(0)))
