@@ -18,6 +18,7 @@ from .training import History
 # Modules that define models and recipes. A new model family adds its module here.
 FAMILY_MODULES = (
     "lecture13.factorized",
+    "lecture13.autoregressive",
     "lecture13.autoencoders", "lecture13.vae",
 )
 
