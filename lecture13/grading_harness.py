@@ -64,10 +64,21 @@ class ReferenceUsed(BaseException):
 
 # ----------------------------------------------------------------------------- small helpers
 def memory_of(pid: int | str = "self") -> tuple[int, int]:
-    """(address space, resident set) in bytes of a process, from /proc."""
-    with open(f"/proc/{pid}/statm") as f:
-        size, resident = f.read().split()[:2]
+    """(address space, resident set) in bytes of a process, from /proc; (0, 0) where there is no
+    /proc (macOS: there only the time limits and the output limit apply)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            size, resident = f.read().split()[:2]
+    except FileNotFoundError:
+        return 0, 0
     return int(size) * PAGE, int(resident) * PAGE
+
+
+def set_limit(kind: int, value: int) -> None:
+    try:
+        resource.setrlimit(kind, (value, value))
+    except (ValueError, OSError):  # not supported here (e.g. RLIMIT_AS on macOS)
+        pass
 
 
 def without_magics(source: str) -> str:
@@ -381,13 +392,12 @@ def exercise_process(namespace: dict, job: dict, result_w: int, output_w: int, n
                 stream.reconfigure(line_buffering=True)
             except Exception:
                 pass
-        limit = job["memory_mb"] * 2**20
         size, _ = memory_of()
-        resource.setrlimit(resource.RLIMIT_AS, (size + limit, size + limit))
-        cpu = int(job["timeout"] * 2) + 5
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 2**20, 64 * 2**20))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if size:
+            set_limit(resource.RLIMIT_AS, size + job["memory_mb"] * 2**20)
+        set_limit(resource.RLIMIT_CPU, int(job["timeout"] * 2) + 5)  # a backstop: the worker kills at the timeout
+        set_limit(resource.RLIMIT_FSIZE, 64 * 2**20)
+        set_limit(resource.RLIMIT_CORE, 0)
         os.chdir(job["cwd"])
         try:  # one thread per exercise process: the grader runs several in parallel
             import torch
@@ -467,7 +477,7 @@ def run_job(namespace: dict, job: dict, report_fd: int) -> dict:
                 killed = f"timed out after {job['timeout']:g} s"
             else:
                 try:
-                    if memory_of(pid)[1] - baseline_rss > limit:
+                    if baseline_rss and memory_of(pid)[1] - baseline_rss > limit:
                         killed = f"memory limit exceeded ({job['memory_mb']} MB)"
                 except (OSError, ValueError):
                     pass
