@@ -204,10 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Subcommands that live in their own modules (grading, benchmarks) register here."""
-    from .bench import add_bench_command
     from .grading import add_grade_command
 
-    return [add_grade_command, add_bench_command]
+    return [add_grade_command]
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "release": cmd_release, "data": cmd_data}
