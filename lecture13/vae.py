@@ -236,6 +236,10 @@ def _sample(model: VAE, n: int, seed: int) -> torch.Tensor:
     return model.sample(n, torch.Generator().manual_seed(seed))
 
 
+# The shipped "vae" was trained in two stages on a shared 2-core CPU (the first run was stopped to fit the
+# time available, then continued with a fresh cosine schedule); to reproduce it:
+#   python -m lecture13 train vae --epochs 30 --option stop_after=8 --out runs/vae_stage1.pt
+#   python -m lecture13 train vae --ship --epochs 8 --lr 8e-4 --option init=runs/vae_stage1.pt
 register_recipe(Recipe(
     name="vae",
     description="VAE, 32-d latent, conv encoder, MLP Bernoulli decoder, binarized Fashion-MNIST",
