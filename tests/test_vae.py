@@ -140,3 +140,21 @@ def test_gradient_estimators_agree_in_mean_but_not_in_variance():
     assert torch.allclose(rep.mean(0), analytic, atol=4 * (rep.std(0) / math.sqrt(20_000)).max().item())
     assert torch.allclose(sf.mean(0), analytic, atol=4 * (sf.std(0) / math.sqrt(20_000)).max().item())
     assert (sf.var(0) > 5 * rep.var(0)).all()
+
+
+def test_iw_log_likelihood_matches_the_formula_term_by_term(small_batch):
+    torch.manual_seed(1)
+    model = vae.VAE(latent_dim=3, channels=8, hidden=32)
+    k = 20
+    got = vae.iw_log_likelihood(model, small_batch, k=k, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():                                   # the same noise, drawn the same way, by hand
+        mu, logvar = model.encode(small_batch)
+        eps = torch.randn((k, *mu.shape), generator=torch.Generator().manual_seed(9))
+        z = mu + torch.exp(0.5 * logvar) * eps
+        log_px_z = torch.stack([-F.binary_cross_entropy_with_logits(model.decode(z[i]), small_batch, reduction="none")
+                                .flatten(1).sum(1) for i in range(k)])
+        prior = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+        q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(-1)
+        expected = torch.log(torch.exp((log_px_z + prior - q).double() - (log_px_z + prior - q).double().max(0).values).mean(0)) \
+            + (log_px_z + prior - q).double().max(0).values
+    assert torch.allclose(got.double(), expected, atol=1e-3)
