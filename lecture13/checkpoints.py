@@ -88,6 +88,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, **meta: Any) -> str:
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a checkpoint is ordinary data
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
