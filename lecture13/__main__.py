@@ -6,6 +6,7 @@
     release   build the student notebooks/ from solutions/
     data      where the data comes from; build the embedded subset; download
     grade     grade student notebooks against the hidden tests into a CSV (and feedback)
+    bench     measure everything the course promises into benchmarks/results.md
 """
 from __future__ import annotations
 
@@ -204,9 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extra_commands():
     """Subcommands that live in their own modules (grading, benchmarks) register here."""
+    from .bench import add_bench_command
     from .grading import add_grade_command
 
-    return [add_grade_command]
+    return [add_grade_command, add_bench_command]
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "release": cmd_release, "data": cmd_data}

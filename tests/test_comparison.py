@@ -1,0 +1,200 @@
+"""Notebook 06's measurements (lecture13.comparison) on tiny models, and its exercise's checks."""
+import math
+
+import pytest
+import torch
+
+from lecture13 import comparison
+from lecture13.autoregressive import PixelCNN
+from lecture13.classifier import FeatureClassifier
+from lecture13.factorized import FactorizedBernoulli
+from lecture13.gan import DCGAN
+from lecture13.vae import VAE
+
+from notebook_tools import SOLUTIONS, exercises, read, run_exercise
+
+NB06 = read(SOLUTIONS / "06_comparing_generative_models.ipynb")
+TESTS = {grade_id: test for grade_id, _, test in exercises(NB06)}
+
+
+def tiny_models():
+    torch.manual_seed(0)
+    return {
+        "factorized": FactorizedBernoulli(),
+        "pixelcnn": PixelCNN(channels=4, layers=2, kernel_size=3).eval(),
+        "vae": VAE(latent_dim=2, channels=4, hidden=16).eval(),
+        "dcgan": DCGAN(z_dim=4, width=4).eval(),
+    }
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    torch.manual_seed(0)
+    return FeatureClassifier(width=4, features=8).eval()
+
+
+def test_bits_per_dim_units():
+    assert comparison.to_bits_per_dim(784 * math.log(2), "nats") == pytest.approx(1.0)
+    assert comparison.to_bits_per_dim(784.0, "bits") == pytest.approx(1.0)
+    assert comparison.to_bits_per_dim(0.3, "bits/dim") == 0.3
+    assert comparison.to_bits_per_dim(3072 * math.log(2), "nats", num_dims=3072) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="'nats', 'bits' or 'bits/dim'"):
+        comparison.to_bits_per_dim(1.0, "nats/pixel")
+
+
+def test_likelihood_kinds_and_exact_value():
+    models = tiny_models()
+    x = comparison.real_images("binary", limit=20)
+    # θ = 1/2 everywhere: every image costs exactly 784 ln 2 nats = 1 bit/dim.
+    exact = comparison.likelihood(models["factorized"], x)
+    assert exact["kind"] == "exact" and exact["nats"] == pytest.approx(784 * math.log(2), rel=1e-5)
+    assert exact["bits_per_dim"] == pytest.approx(1.0, rel=1e-5)
+    ar = comparison.likelihood(models["pixelcnn"], x)
+    with torch.no_grad():
+        assert ar["kind"] == "exact" and ar["nats"] == pytest.approx(float(models["pixelcnn"].nll(x).mean()), rel=1e-5)
+    bound = comparison.likelihood(models["vae"], x, iw_k=20)
+    assert bound["kind"] == "bound" and bound["iw_k"] == 20
+    assert bound["bits_per_dim"] == pytest.approx(bound["nats"] / (784 * math.log(2)))
+    assert comparison.likelihood(models["dcgan"], x) == {"kind": "none"}
+    with pytest.raises(TypeError, match="no likelihood rule for Linear"):
+        comparison.likelihood(torch.nn.Linear(2, 2), x)
+
+
+def test_vae_bound_reproduces_the_vae_module():
+    from lecture13 import vae as vae_module
+
+    model = tiny_models()["vae"]
+    x = comparison.real_images("binary", limit=30)
+    row = vae_module.likelihood_table(model, x, ks=(10,), seed=3)
+    got = comparison.likelihood(model, x, iw_k=10, seed=3)
+    assert got["neg_elbo_nats"] == pytest.approx(row["neg_elbo"], rel=1e-6)
+    assert got["nats"] == pytest.approx(row["iw_nll_k10"], rel=1e-6)
+
+
+def test_draw_gives_images_in_the_models_space():
+    for name, model in tiny_models().items():
+        images = comparison.draw(model, 3, seed=1)
+        assert images.shape == (3, 1, 28, 28), name
+        assert images.min() >= 0 and images.max() <= 1, name
+        if comparison.BY_NAME[name].space == "binary":
+            assert set(images.unique().tolist()) <= {0.0, 1.0}, name
+        assert torch.equal(images, comparison.draw(model, 3, seed=1)), f"{name}: the same seed must give the same samples"
+
+
+def test_naive_and_cached_samplers_agree_and_extrapolation_is_stated():
+    model = tiny_models()["pixelcnn"]
+    full = comparison.naive_vs_fast(model, n=2, size=(6, 6))
+    assert full["same_samples"] and not full["naive_extrapolated"] and full["naive_rows_measured"] == 6
+    assert full["naive_s"] == full["naive_measured_s"]
+    part = comparison.naive_vs_fast(model, n=2, size=(6, 6), naive_rows=2)
+    assert part["same_samples"] and part["naive_extrapolated"]
+    assert part["naive_s"] == pytest.approx(part["naive_measured_s"] * 3)
+    assert part["ratio"] == pytest.approx(part["naive_s"] / part["fast_s"])
+
+
+def test_frechet_floor_and_scores_rank_real_images_above_noise(classifier):
+    real = comparison.real_images("binary", "train", limit=300)[200:264]
+    noise = torch.bernoulli(torch.full((64, 1, 28, 28), 0.5), generator=torch.Generator().manual_seed(0))
+    scores, floors = comparison.frechet_scores({"real": real, "noise": noise}, {"real": "binary", "noise": "binary"},
+                                               floor_draws=3, classifier=classifier)
+    assert set(floors) == {"binary/64"} and floors["binary/64"]["mean"] > 0 and floors["binary/64"]["draws"] == 3
+    assert scores["noise"]["ratio_to_floor"] > 2 * scores["real"]["ratio_to_floor"]
+    assert scores["real"]["ratio_to_floor"] < 2
+    with pytest.raises(ValueError, match="'binary' or 'unit'"):
+        comparison.real_images("signed")
+
+
+def test_training_cost_from_metadata():
+    meta = {"recipe": "pixelcnn", "train_seconds": 100.0, "steps": 50, "options": {"batch_size": 32, "device": "cpu"}}
+    cost = comparison.training_cost(meta)
+    assert cost["images_seen"] == 1600 and cost["images_per_s"] == pytest.approx(16.0)
+    gan = comparison.training_cost({"recipe": "dcgan", "train_seconds": 10.0, "steps": 10, "options": {"batch_size": 64, "k": 2}})
+    assert gan["images_seen"] == 1280
+    closed = comparison.training_cost({"recipe": "factorized", "train_seconds": 2.0, "steps": 1, "train_subset": "full"})
+    assert closed["images_seen"] == 60_000
+    assert comparison.training_cost({})["images_per_s"] is None  # a snapshot without metadata: no number, no crash
+
+
+def test_interpolation_endpoints_and_models_without_a_latent():
+    models = tiny_models()
+    pair = comparison.real_images("binary", limit=2)
+    path = comparison.interpolation(models["vae"], steps=5, pair=pair)
+    mu, _ = models["vae"].encode(pair)
+    assert path.shape == (5, 1, 28, 28)
+    assert torch.allclose(path[0], torch.sigmoid(models["vae"].decode(mu[:1]))[0], atol=1e-6)
+    assert torch.allclose(path[-1], torch.sigmoid(models["vae"].decode(mu[1:]))[0], atol=1e-6)
+    assert comparison.interpolation(models["dcgan"], steps=4).shape == (4, 1, 28, 28)
+    assert comparison.interpolation(models["pixelcnn"]) is None
+    assert comparison.interpolation(models["factorized"]) is None
+
+
+def test_measure_table_figure_and_claims_on_tiny_models(classifier):
+    models = {name: (model, {"recipe": name, "train_seconds": 10.0, "steps": 5, "options": {"batch_size": 8}})
+              for name, model in tiny_models().items()}
+    settings = comparison.Settings(test_images=20, iw_k=3, samples=4, naive_rows=1, floor_draws=2, interpolation_steps=3)
+    result = comparison.measure(models, settings, verbose=False, classifier=classifier)
+    assert [r["name"] for r in result.rows] == ["factorized", "pixelcnn", "vae", "dcgan"]
+    assert all(r["frechet"]["samples"] == 4 for r in result.rows)
+    assert result.sampler["same_samples"] and result.sampler["naive_extrapolated"]
+    text = comparison.markdown(result)
+    for label in ("Factorized", "PixelCNN", "VAE", "DCGAN", "no likelihood", "≤ ", "floor"):
+        assert label in text
+    assert comparison.samples_figure(result, per_row=4) is not None
+    assert comparison.interpolation_figure(result) is not None
+    verdicts = {c["claim"].split(":")[0]: c["holds"] for c in comparison.claims(result)}
+    assert verdicts["Caching makes PixelCNN sampling much faster (≥ 20× at 64 images) without changing the samples"] is False
+    assert verdicts["PixelCNN trains faster than PixelRNN (convolutions in parallel vs a recurrence over rows)"] is None
+
+
+def test_claims_follow_the_numbers():
+    """Planted numbers: the verdict must flip when the numbers do."""
+    def row(name, kind, nats, sample_s, fd=None, ips=None):
+        lik = {"kind": kind} if kind == "none" else {"kind": kind, "nats": nats, "bits_per_dim": nats / 543.4,
+                                                     "neg_elbo_nats": nats + 5, "iw_k": 10}
+        return {"name": name, "label": name, "likelihood": lik, "sample_s": sample_s, "latent": "?",
+                "frechet": {"ratio_to_floor": fd}, "training": {"images_per_s": ips}}
+
+    good = comparison.Comparison(rows=[row("factorized", "exact", 380, 0.01, 8), row("pixelcnn", "exact", 90, 5.0, 2, 100),
+                                       row("pixelrnn", "exact", 92, 6.0, 2, 10), row("vae", "bound", 100, 0.01, 3),
+                                       row("dcgan", "none", None, 0.01, 1.5)])
+    holds = [c["holds"] for c in comparison.claims(good)]
+    assert holds[0] and holds[1] and holds[2] and holds[4] and holds[5]
+    bad = comparison.Comparison(rows=[row("factorized", "exact", 380, 0.01, 8), row("pixelcnn", "exact", 120, 0.05, 2, 5),
+                                      row("pixelrnn", "exact", 130, 6.0, 2, 10), row("vae", "bound", 100, 0.01, 3),
+                                      row("dcgan", "none", None, 0.01, 4)])
+    holds = [c["holds"] for c in comparison.claims(bad)]
+    assert holds[0] is False and holds[2] is False and holds[4] is False and holds[5] is False
+
+
+def test_missing_checkpoints_are_reported_not_fatal(capsys):
+    missing = comparison.Contender("not_a_shipped_model", "Nothing", "none", "none", "binary")
+    assert comparison.load([missing]) == {}
+    assert "not_a_shipped_model: not shipped yet" in capsys.readouterr().out
+    empty = comparison.measure({}, comparison.QUICK, verbose=False)
+    assert empty.rows == [] and "nothing to compare" in comparison.markdown(empty)
+
+
+PLANTED = [
+    "def to_bits_per_dim(value, unit, num_dims=784):\n    return value / num_dims if unit != 'bits/dim' else value",  # no ln 2
+    "import math\ndef to_bits_per_dim(value, unit, num_dims=784):\n"
+    "    return value / (num_dims * math.log(2)) if unit != 'bits/dim' else value",                                  # bits ÷ ln 2 too
+    "import math\ndef to_bits_per_dim(value, unit, num_dims=784):\n"
+    "    return {'nats': value / (784 * math.log(2)), 'bits': value / 784}.get(unit, value)",                       # D fixed at 784
+    "import math\ndef to_bits_per_dim(value, unit, num_dims=784):\n"
+    "    return {'nats': value * math.log(2) / num_dims, 'bits': value / num_dims}.get(unit, value)",               # × ln 2
+]
+
+
+@pytest.mark.parametrize("answer", PLANTED)
+def test_visible_check_catches_planted_bugs(answer):
+    test = TESTS["ex-to-bits-per-dim"]
+    out = run_exercise(NB06, answer, test.split("### BEGIN HIDDEN TESTS")[0], grading=False)
+    assert "❌" in out and "expected" in out, out
+    with pytest.raises(AssertionError):
+        run_exercise(NB06, answer, test, grading=True)
+
+
+def test_reference_answer_passes_visible_and_hidden_tests():
+    (grade_id, answer, test), = exercises(NB06)
+    assert grade_id == "ex-to-bits-per-dim"
+    assert "✅" in run_exercise(NB06, answer, test, grading=True)
