@@ -220,7 +220,7 @@ def measure_comparison(sizes: Sizes) -> tuple[str, dict]:
         rows = [{"model": comparison.BY_NAME[k].label, "frechet_distance": round(s["frechet_distance"], 1),
                  "floor": round(s["floor"], 1), "ratio_to_floor": round(s["ratio_to_floor"], 2)} for k, s in scores.items()]
         md += f"\n\nFréchet distance at {n} samples per model (seed {settings.seed + 1}):\n\n" + markdown_table(rows)
-    marks = {True: "holds", False: "**does not hold**", None: "not measured"}
+    marks = {True: "holds", False: "**does not hold**", None: "?"}
     md += "\n\nThe lecture's claims, checked against these numbers:\n\n" + "\n".join(
         f"* {c['claim']}: {marks[c['holds']]} ({c['evidence']})" for c in data["claims"])
     md += (f"\n\nSettings: {settings.test_images} test images of the embedded subset, K = {settings.iw_k} importance "
@@ -241,7 +241,7 @@ def measure_grading(sizes: Sizes) -> tuple[str, dict]:
     rows = [script.time_grading(nb, sizes.grading_copies, sizes.grading_jobs) for nb in notebooks]
     for row in rows:
         print(f"grading {row['notebook']}: {row['submissions_per_minute']} submissions/min", flush=True)
-    md = (markdown_table(rows) + f"\n\n{sizes.grading_copies} copies of a correct submission per notebook, graded by "
+    md = (markdown_table(rows) + f"\n\nCopies of a correct submission per notebook: {sizes.grading_copies}, graded by "
           f"`lecture13.grading.grade` with {sizes.grading_jobs} job(s) and the default limits (each exercise in its own "
           "time- and memory-limited process, hidden tests included); the time includes starting the workers.")
     return md, {"rows": rows}
@@ -315,6 +315,8 @@ def add_bench_command(sub) -> None:
     p.add_argument("--only", nargs="+", choices=PARTS, metavar="PART", help=f"only these parts ({', '.join(PARTS)})")
     p.add_argument("--notebooks", nargs="+", metavar="PREFIX", help="only the notebooks whose names start so (e.g. 00 06)")
     p.add_argument("--out-dir", type=Path, help="write results.md and results.json here instead of benchmarks/")
+    p.add_argument("--threads", type=int, help="torch threads for the measurements in this process "
+                   "(default: torch's choice, one per core); notebooks run in their own kernels")
     p.set_defaults(handler=cmd_bench)
 
 
@@ -327,6 +329,8 @@ def cmd_bench(args) -> int:
         md_path, json_path = args.out_dir / "results.md", args.out_dir / "results.json"
     command = "python -m lecture13 " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["bench"] \
         else "python -m lecture13 bench"
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     status = run(args.only or PARTS, sizes, md_path, json_path, command)
     failed = {k: v for k, v in status.items() if v != "ok"}

@@ -189,6 +189,7 @@ def naive_vs_fast(model: AutoregressiveModel, n: int = 64, seed: int = 0, naive_
     height = size[0]
     rows = height if naive_rows is None else min(naive_rows, height)
     u = draw_uniforms(n, size, torch.Generator().manual_seed(seed))
+    sample_naive(model, uniforms=sample_fast(model, uniforms=u[:1, :, :1]))  # warm-up: one image, one row
     started = time.perf_counter()
     fast = sample_fast(model, uniforms=u)
     fast_s = time.perf_counter() - started

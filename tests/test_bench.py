@@ -1,0 +1,120 @@
+"""`python -m lecture13 bench`: the quick mode writes a well-formed results file; targets are never hidden."""
+import json
+import math
+
+import pytest
+
+from lecture13 import bench
+from lecture13.__main__ import build_parser, main
+
+
+def numbers_are_numbers(value, where="results"):
+    """Every number in the JSON is an int/float (finite), never a number written as a string."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            numbers_are_numbers(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            numbers_are_numbers(v, f"{where}[{i}]")
+    elif isinstance(value, float):
+        assert math.isfinite(value), where
+    elif isinstance(value, str):
+        try:
+            float(value.replace(",", ""))
+        except ValueError:
+            return
+        raise AssertionError(f"{where} is a number written as a string: {value!r}")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    code = main(["bench", "--quick", "--out-dir", str(out)])
+    return code, out / "results.md", out / "results.json"
+
+
+def test_quick_bench_writes_every_section(quick):
+    code, md_path, json_path = quick
+    assert code == 0
+    text, results = md_path.read_text(), json.loads(json_path.read_text())
+    for name in bench.SECTIONS.values():
+        assert text.count(f"<!-- section:{name} -->") == 1 and text.count(f"<!-- /section:{name} -->") == 1, name
+        assert name in results, name
+        section = results[name]
+        assert section["command"].startswith("python -m lecture13 bench") and "CPU cores" in section["machine"]
+        if name != bench.SECTIONS["targets"]:
+            assert section["quick"] is True and "error" not in section, section.get("error")
+    numbers_are_numbers(results)
+
+
+def test_quick_bench_measures_real_numbers(quick):
+    _, _, json_path = quick
+    results = json.loads(json_path.read_text())
+    training = results[bench.SECTIONS["training"]]["rows"]
+    assert {r["recipe"] for r in training} == set(bench.QUICK.recipes)
+    assert all(isinstance(r["images_per_s"], float) and r["images_per_s"] > 0 for r in training)
+    sampling = results[bench.SECTIONS["sampling"]]
+    assert sampling["same_samples"] is True and sampling["ratio"] > 0 and sampling["at_target_size"] is False
+    comparison = results[bench.SECTIONS["comparison"]]
+    assert comparison["settings"]["samples"] == bench.QUICK.comparison.samples
+    factorized = next(r for r in comparison["models"] if r["name"] == "factorized")
+    assert factorized["likelihood"]["kind"] == "exact" and 300 < factorized["likelihood"]["nats"] < 500
+    grading = results[bench.SECTIONS["grading"]]["rows"]
+    assert grading and grading[0]["full_marks"] == "1/1" and grading[0]["submissions_per_minute"] > 0
+    notebooks = results[bench.SECTIONS["notebooks"]]
+    assert notebooks["skipped"] is True and notebooks["rows"] == []
+
+
+def test_rerunning_a_part_replaces_its_section(quick):
+    _, md_path, json_path = quick
+    assert main(["bench", "--quick", "--only", "sampling", "--out-dir", str(md_path.parent)]) == 0
+    text = md_path.read_text()
+    assert text.count("<!-- section:PixelCNN sampling: naive vs cached -->") == 1
+    assert text.count("<!-- section:Grading throughput -->") == 1  # other sections kept
+    assert set(json.loads(json_path.read_text())) == set(bench.SECTIONS.values())
+
+
+def test_targets_not_met_are_reported():
+    results = {
+        bench.SECTIONS["notebooks"]: {"complete": True, "total_seconds": 500.0, "rows": [
+            {"notebook": "00_generative_models.ipynb", "seconds": 61.0},
+            {"notebook": "01_autoregressive_models.ipynb", "seconds": 89.0},
+            {"notebook": "02_autoencoders.ipynb", "seconds": 95.0}]},
+        bench.SECTIONS["sampling"]: {"ratio": 12.0, "images": 64, "size": "28×28", "at_target_size": True},
+    }
+    met = {row["target"]: row["met"] for row in bench.targets(results)}
+    assert met == {"00_generative_models.ipynb ≤ 60 s": False, "01_autoregressive_models.ipynb ≤ 90 s": True,
+                   "02_autoencoders.ipynb ≤ 90 s": False, "whole course ≤ 480 s": False,
+                   "PixelCNN cached sampler ≥ 20× naive at 64 images": False}
+    results[bench.SECTIONS["sampling"]]["ratio"] = 25.0
+    results[bench.SECTIONS["notebooks"]]["complete"] = False  # a partial run has no course total
+    met = {row["target"]: row["met"] for row in bench.targets(results)}
+    assert met["PixelCNN cached sampler ≥ 20× naive at 64 images"] is True and "whole course ≤ 480 s" not in met
+
+
+def test_a_failing_part_is_written_as_not_measured(tmp_path, monkeypatch):
+    def broken(sizes):
+        raise RuntimeError("planted failure")
+
+    monkeypatch.setitem(bench.MEASURE, "sampling", broken)
+    status = bench.run(["sampling"], bench.QUICK, tmp_path / "r.md", tmp_path / "r.json", command="test")
+    assert status == {"sampling": "RuntimeError: planted failure"}
+    assert "**Not measured**: RuntimeError: planted failure" in (tmp_path / "r.md").read_text()
+    assert json.loads((tmp_path / "r.json").read_text())[bench.SECTIONS["sampling"]]["error"] == "RuntimeError: planted failure"
+
+
+def test_training_runs_in_a_scratch_directory_and_without_time_budgets(tmp_path, monkeypatch):
+    options, _ = bench.recipe_options("pixelcnn", 3)
+    assert options["max_steps"] == 3 and options["subset"] == "embedded" and options["epochs"] == 1
+    assert not {"snapshot", "minutes", "time_budget_s"} & set(options)
+    monkeypatch.chdir(tmp_path)
+    seconds, steps = bench.time_fit("vae", 1)  # the VAE recipe writes runs/vae.partial.pt after each epoch
+    assert steps == 1 and seconds > 0
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bench_is_a_subcommand():
+    args = build_parser().parse_args(["bench", "--quick", "--only", "sampling", "grading", "--threads", "1"])
+    assert args.handler is bench.cmd_bench and args.only == ["sampling", "grading"] and args.threads == 1
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "--only", "everything"])
