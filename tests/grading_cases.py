@@ -79,6 +79,38 @@ def negative_elbo(x, logits, mu, logvar):
 def iw_bound(log_px_given_z, log_pz, log_qz):
     return torch.log(torch.exp(log_px_given_z + log_pz - log_qz).mean(dim=0))
 '''),
+    # 04_generative_adversarial_networks
+    "ex-discriminator-loss": ("log(sigmoid) written out: infinite for confident logits (no softplus)", '''
+def discriminator_loss(real_logits, fake_logits):
+    return -(torch.log(torch.sigmoid(real_logits)).mean() + torch.log(1 - torch.sigmoid(fake_logits)).mean())
+'''),
+    "ex-nonsaturating-loss": ("the saturating loss E[log(1 - D(G(z)))] instead of -E[log D(G(z))]", '''
+def generator_loss_nonsaturating(fake_logits):
+    return -torch.nn.functional.softplus(fake_logits).mean()
+'''),
+    "ex-gan-iteration": ("the discriminator step without detach: gradients flow into G", '''
+def gan_iteration(G, D, opt_d, opt_g, real, k=1, generator_loss=gan.generator_loss_nonsaturating):
+    d_losses = []
+    for x in real.tensor_split(k):
+        fake = G(torch.randn(len(x), G.z_dim))
+        loss_d = gan.discriminator_loss(D(x), D(fake))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        d_losses.append(float(loss_d.detach()))
+    loss_g = generator_loss(D(G(torch.randn(len(real) // k, G.z_dim))))
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    return {"loss_d": sum(d_losses) / k, "loss_g": float(loss_g.detach())}
+'''),
+    # 06_comparing_generative_models
+    "ex-to-bits-per-dim": ("bits per image divided by ln 2 as well", '''
+def to_bits_per_dim(value, unit, num_dims=784):
+    if unit in ("nats", "bits"):
+        return value / (num_dims * math.log(2))
+    return value
+'''),
 }
 
 
