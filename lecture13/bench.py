@@ -81,16 +81,23 @@ def bench_script(name: str):
 
 
 # --------------------------------------------------------------------------- notebooks
-def measure_notebooks(sizes: Sizes) -> tuple[str, dict]:
+def measure_notebooks(sizes: Sizes, previous: dict | None = None) -> tuple[str, dict]:
+    """Run the notebooks; with ``--notebooks`` only those, keeping the other rows of the previous
+    run (each row says when it was measured), so the course total stays complete."""
     if sizes.notebooks == []:
         return ("*Not run in `--quick` mode (no notebook is executed); run `python -m lecture13 bench --only notebooks`.*",
                 {"skipped": True, "rows": [], "total_seconds": 0.0, "course_target_s": COURSE_TARGET_S})
-    rows = bench_script("bench_notebooks").time_notebooks(sizes.notebooks)
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    fresh = [{**r, "measured": stamp} for r in bench_script("bench_notebooks").time_notebooks(sizes.notebooks)]
+    present = sorted(p.name for p in (REPO_ROOT / "solutions").glob("*.ipynb"))
+    kept = [r for r in (previous or {}).get("rows", [])
+            if sizes.notebooks is not None and r["notebook"] in present and r["notebook"] not in {f["notebook"] for f in fresh}]
+    rows = sorted(fresh + kept, key=lambda r: r["notebook"])
     total = round(sum(r["seconds"] for r in rows), 1)
-    complete = sizes.notebooks is None
+    complete = [r["notebook"] for r in rows] == present
     md = (markdown_table(rows) + f"\n\nCourse total: **{total:.1f} s** for {len(rows)} notebook(s)"
           + (f" (target ≤ {COURSE_TARGET_S} s: {'met' if total <= COURSE_TARGET_S else 'NOT MET'})." if complete
-             else " (not every notebook: no course total)."))
+             else f" (not every notebook of solutions/ has a time: no course total)."))
     md += ("\n\nEach notebook of `solutions/` runs top to bottom in a fresh kernel (a temporary copy, so the "
            "stored outputs are untouched). Targets: ≤ 90 s each, ≤ 60 s for notebook 00, ≤ 8 minutes in all.")
     return md, {"skipped": False, "rows": rows, "total_seconds": total, "complete": complete,
@@ -154,7 +161,7 @@ def time_fit(name: str, steps: int) -> tuple[float, int]:
     return seconds, len(history.steps)
 
 
-def measure_training(sizes: Sizes) -> tuple[str, dict]:
+def measure_training(sizes: Sizes, previous: dict | None = None) -> tuple[str, dict]:
     from .recipes import RECIPES, import_families
 
     import_families()
@@ -181,7 +188,7 @@ def measure_training(sizes: Sizes) -> tuple[str, dict]:
 
 
 # --------------------------------------------------------------------------- sampling
-def measure_sampling(sizes: Sizes) -> tuple[str, dict]:
+def measure_sampling(sizes: Sizes, previous: dict | None = None) -> tuple[str, dict]:
     from .autoregressive import PixelCNN
     from .checkpoints import CheckpointError, pretrained
 
@@ -203,7 +210,7 @@ def measure_sampling(sizes: Sizes) -> tuple[str, dict]:
 
 
 # --------------------------------------------------------------------------- notebook 06
-def measure_comparison(sizes: Sizes) -> tuple[str, dict]:
+def measure_comparison(sizes: Sizes, previous: dict | None = None) -> tuple[str, dict]:
     settings = sizes.comparison
     models = comparison.load()
     result = comparison.measure(models, settings)
@@ -232,7 +239,7 @@ def measure_comparison(sizes: Sizes) -> tuple[str, dict]:
 
 
 # --------------------------------------------------------------------------- grading
-def measure_grading(sizes: Sizes) -> tuple[str, dict]:
+def measure_grading(sizes: Sizes, previous: dict | None = None) -> tuple[str, dict]:
     from . import grading
 
     script = bench_script("bench_grading")
@@ -293,7 +300,8 @@ def run(parts=PARTS, sizes: Sizes = FULL, md_path: Path = RESULTS_MD, json_path:
         started = time.perf_counter()
         print(f"== {part}", flush=True)
         try:
-            md, data = MEASURE[part](sizes)
+            previous = json.loads(json_path.read_text()).get(SECTIONS[part], {}) if json_path.exists() else {}
+            md, data = MEASURE[part](sizes, previous)
             status[part] = "ok"
         except Exception as err:  # one broken part must not lose the others
             traceback.print_exc()

@@ -93,7 +93,7 @@ def test_targets_not_met_are_reported():
 
 
 def test_a_failing_part_is_written_as_not_measured(tmp_path, monkeypatch):
-    def broken(sizes):
+    def broken(sizes, previous=None):
         raise RuntimeError("planted failure")
 
     monkeypatch.setitem(bench.MEASURE, "sampling", broken)
@@ -118,3 +118,22 @@ def test_bench_is_a_subcommand():
     assert args.handler is bench.cmd_bench and args.only == ["sampling", "grading"] and args.threads == 1
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "--only", "everything"])
+
+
+def test_a_partial_notebook_run_keeps_the_other_rows(monkeypatch):
+    present = sorted(p.name for p in (bench.REPO_ROOT / "solutions").glob("*.ipynb"))
+
+    class FakeScript:  # stands in for benchmarks/bench_notebooks.py: no kernel is started
+        @staticmethod
+        def time_notebooks(prefixes):
+            return [{"notebook": n, "seconds": 50.0, "target_s": 90, "within_target": True}
+                    for n in present if any(n.startswith(p) for p in prefixes)]
+
+    monkeypatch.setattr(bench, "bench_script", lambda name: FakeScript)
+    previous = {"rows": [{"notebook": n, "seconds": 100.0} for n in present] + [{"notebook": "99_gone.ipynb", "seconds": 1.0}]}
+    sizes = bench.Sizes(notebooks=[present[-1][:2]])
+    _, data = bench.measure_notebooks(sizes, previous)
+    assert [r["notebook"] for r in data["rows"]] == present and data["complete"]
+    assert data["total_seconds"] == 100.0 * (len(present) - 1) + 50.0
+    _, alone = bench.measure_notebooks(sizes, {})
+    assert len(alone["rows"]) == 1 and alone["complete"] is (len(present) == 1)
