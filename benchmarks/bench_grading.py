@@ -60,10 +60,10 @@ def time_grading(notebook: grading.CourseNotebook, copies: int, jobs: int) -> di
             "load_1min_before_after": f"{load_before:.1f} / {load_after:.1f}"}
 
 
-def time_worker_start(notebook: grading.CourseNotebook) -> float:
-    """One worker: a fresh interpreter running the notebook's imports cell (paid once per job)."""
+def time_worker_start(course: list[grading.CourseNotebook]) -> float:
+    """One worker: a fresh interpreter loading what the notebooks import (paid once per job)."""
     started = time.perf_counter()
-    worker = grading.Worker(notebook)
+    worker = grading.Worker(course)
     seconds = time.perf_counter() - started
     worker.close()
     if worker.error:
@@ -80,15 +80,15 @@ def main(argv: list[str]) -> None:
     rows = []
     for notebook in notebooks_to_time(course):
         row = time_grading(notebook, args.copies, args.jobs)
-        row["worker_start_s"] = time_worker_start(notebook)
+        row["worker_start_s"] = time_worker_start(course)
         print(json.dumps(row), flush=True)
         rows.append(row)
     command = "python benchmarks/bench_grading.py" + (" " + " ".join(argv) if argv else "")
     md = (markdown_table(rows) + "\n\n"
           "`seconds`: wall clock of `grading.grade(...)` for all copies, including starting one worker per job "
-          "(a fresh Python that runs the notebook's imports cell; `worker_start_s`, measured on its own afterwards). "
-          "Every exercise of every copy runs in its own forked, time- and memory-limited process with the hidden "
-          "tests. The machine was shared with other jobs (see the load average), so the times are pessimistic.")
+          "(a fresh Python that loads what the notebooks import; `worker_start_s`, measured on its own afterwards). "
+          "Every exercise of every copy runs in its own forked, time- and memory-limited process: the notebook's "
+          "imports cell, the answer, the instructor's tests with the hidden ones. The machine was shared with other jobs (see the load average), so the times are pessimistic.")
     write_section("Grading", md, {"rows": rows}, command)
 
 

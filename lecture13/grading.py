@@ -12,10 +12,10 @@ run with ``LECTURE13_GRADING=1``, so a failing :func:`lecture13.exercises.check`
 falling back to the reference. The student's own test cells are never run. An exercise scores
 all its points when that program runs to the end, else zero with a one-line reason.
 
-Student code never runs in this process. For each parallel job and notebook a *worker* (a fresh
-``python``, see :mod:`lecture13.grading_harness`) runs the imports cell once and then forks one
-process per exercise, limited in wall-clock time, memory and output, in a temporary directory
-that is removed afterwards. The CSV is rewritten atomically after every submission, so an
+Student code never runs in this process. For each parallel job a *worker* (a fresh ``python``,
+see :mod:`lecture13.grading_harness`) loads what the notebooks import once and then forks one
+process per exercise, which runs the notebook's imports cell, the answer and the tests, limited
+in wall-clock time, memory and output, in a temporary directory that is removed afterwards. The CSV is rewritten atomically after every submission, so an
 interrupted run leaves a valid file with what was graded.
 """
 from __future__ import annotations
@@ -227,10 +227,9 @@ def worker_env() -> dict:
 
 
 class Worker:
-    """A fresh interpreter that has run one notebook's imports cell and grades exercises on request."""
+    """A fresh interpreter that has loaded what the notebooks import and grades exercises on request."""
 
-    def __init__(self, notebook: CourseNotebook, start_timeout: float = WORKER_START_TIMEOUT):
-        self.notebook = notebook
+    def __init__(self, course: list[CourseNotebook], start_timeout: float = WORKER_START_TIMEOUT):
         self.home = tempfile.mkdtemp(prefix="lecture13-worker-")
         self.log = tempfile.TemporaryFile()
         reader, writer = os.pipe()
@@ -239,14 +238,10 @@ class Worker:
                                      stdout=self.log, stderr=self.log, pass_fds=(writer,), cwd=self.home,
                                      env=worker_env(), start_new_session=True)
         os.close(writer)
-        self.error, self.imports_failed = "", False
-        self._send({"imports": notebook.imports})
-        hello = self._receive(start_timeout)
-        if hello is None:
+        self.error = ""
+        self._send({"imports": [nb.imports for nb in course]})
+        if self._receive(start_timeout) is None:
             self.error = f"the grading worker did not start: {self._log_tail()}"
-        elif not hello.get("ready"):
-            self.imports_failed = True
-            self.error = f"the course's imports cell failed in the grader: {hello.get('error')}"
 
     def _log_tail(self, limit: int = 400) -> str:
         self.log.seek(0)
@@ -303,32 +298,27 @@ class Worker:
         shutil.rmtree(self.home, ignore_errors=True)
 
 
-class WorkerSet:
-    """The worker of one parallel job: one notebook's at a time (each holds torch and the data in
-    memory, so switching notebooks closes the previous one); restarted when it dies."""
+class WorkerSlot:
+    """The worker of one parallel job, started when first needed and again if it dies."""
 
-    def __init__(self):
-        self.workers: dict[str, Worker] = {}
-        self.closed = False
+    def __init__(self, course: list[CourseNotebook]):
+        self.course, self.worker, self.closed = course, None, False
 
-    def get(self, notebook: CourseNotebook) -> Worker:
+    def get(self) -> Worker:
         if self.closed:
             raise GradingError("grading was stopped")
-        for name in [n for n in self.workers if n != notebook.name]:
-            self.workers.pop(name).close()
-        worker = self.workers.get(notebook.name)
-        if worker is not None and not worker.alive and not worker.imports_failed:  # died: start afresh
-            worker.close()
-            worker = None
-        if worker is None:
-            worker = self.workers[notebook.name] = Worker(notebook)
-        return worker
+        if self.worker is not None and not self.worker.alive:
+            self.worker.close()
+            self.worker = None
+        if self.worker is None:
+            self.worker = Worker(self.course)
+        return self.worker
 
     def close(self) -> None:
         self.closed = True
-        for worker in list(self.workers.values()):
-            worker.close()
-        self.workers.clear()
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
 
 
 # ----------------------------------------------------------------------------- grading
@@ -362,18 +352,21 @@ def exercise_job(notebook: CourseNotebook, index: int, answers: dict[str, str], 
     with _job_lock:
         job_id = next(_job_ids)
     earlier = [(e.grade_id, answers[e.grade_id]) for e in notebook.exercises[:index] if e.grade_id in answers]
-    return {"id": job_id, "grade_id": exercise.grade_id, "answer": answers[exercise.grade_id], "earlier": earlier,
+    return {"id": job_id, "grade_id": exercise.grade_id, "imports": notebook.imports,
+            "answer": answers[exercise.grade_id], "earlier": earlier,
             "test": exercise.test, "hidden_lines": exercise.hidden_lines, "cwd": workdir, "timeout": timeout,
             "memory_mb": limits.memory_mb, "output_limit": limits.output_limit}
 
 
-def grade_submission(submission: Submission, course: list[CourseNotebook], workers: WorkerSet, limits: Limits) -> Grade:
+def grade_submission(submission: Submission, course: list[CourseNotebook], slot: WorkerSlot, limits: Limits) -> Grade:
     """Grade one notebook, exercise by exercise, in a temporary directory removed afterwards."""
     started = time.monotonic()
     notebook, answers, problem = read_submission(submission.path, course)
     grade = Grade(submission.student, notebook.name if notebook else "", problem=problem)
     if notebook is None:
         return grade
+    if not problem and any(e.grade_id in answers for e in notebook.exercises):
+        slot.get()  # start the worker first: its start-up is not the student's time
     budget = limits.submission_timeout or limits.timeout * len(notebook.exercises)
     deadline = time.monotonic() + budget
     workdir = tempfile.mkdtemp(prefix="lecture13-grade-")
@@ -385,13 +378,16 @@ def grade_submission(submission: Submission, course: list[CourseNotebook], worke
             result.reason = skip_reason(exercise, answers, problem, left, budget)
             if result.reason:
                 continue
-            worker = workers.get(notebook)
+            worker = slot.get()
             if worker.error:
                 result.reason = f"grader error: {worker.error}"
                 continue
-            verdict = worker.run(exercise_job(notebook, index, answers, workdir, min(limits.timeout, left), limits))
+            timeout = min(limits.timeout, left)
+            verdict = worker.run(exercise_job(notebook, index, answers, workdir, timeout, limits))
             result.points = exercise.points if verdict.get("passed") else 0.0
             result.reason = one_line(verdict.get("reason", ""))
+            if timeout < limits.timeout and result.reason.startswith("timed out"):
+                result.reason = f"timed out: the submission's time limit ({budget:g} s) was used up"
             result.detail, result.output = verdict.get("detail", ""), verdict.get("output", "")
             result.seconds = verdict.get("wall_seconds", 0.0)
     finally:
@@ -471,25 +467,23 @@ def grade(submissions: list[Path | str], solutions: Path | str = DEFAULT_SOLUTIO
 
     course = load_course(solutions)
     found = find_submissions(submissions)
-    order = {nb.name: i for i, nb in enumerate(course)}  # one notebook after the other: fewer worker starts
-    found.sort(key=lambda s: (order.get(getattr(read_submission(s.path, course)[0], "name", ""), -1), s.student))
     limits = limits or Limits()
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(found)))
     grades: list[Grade] = []
     lock = threading.Lock()
-    pools = [WorkerSet() for _ in range(jobs)]
-    free = list(pools)
+    slots = [WorkerSlot(course) for _ in range(jobs)]
+    free = list(slots)
 
     def one(submission: Submission) -> Grade:
         with lock:
-            workers = free.pop()
+            slot = free.pop()
         try:
-            return grade_submission(submission, course, workers, limits)
+            return grade_submission(submission, course, slot, limits)
         except Exception as err:  # a bug of the grader must not stop the batch either
             return Grade(submission.student, problem=f"grader error: {type(err).__name__}: {err}")
         finally:
             with lock:
-                free.append(workers)
+                free.append(slot)
 
     def record(g: Grade) -> None:
         grades.append(g)
@@ -511,8 +505,8 @@ def grade(submissions: list[Path | str], solutions: Path | str = DEFAULT_SOLUTIO
         raise
     finally:
         bar.close()
-        for workers in pools:
-            workers.close()
+        for slot in slots:
+            slot.close()
         if out is not None:  # always a CSV, even when interrupted: the rows graded so far
             write_atomically(Path(out), csv_text(grades, course))
     return sorted(grades, key=lambda g: g.student)

@@ -1,15 +1,17 @@
 """The grader's worker: it runs *inside* a child process, never inside ``python -m lecture13 grade``.
 
-A worker is one fresh Python interpreter per notebook and per parallel job. It runs the course's
-``imports`` cell of that notebook (trusted code from ``solutions/``) once, then reads exercise
-jobs, one JSON line each, from its stdin. For every job it forks an *exercise process* from that
-pristine state, so each exercise of each submission starts from exactly what a fresh kernel
-would have after the imports cell (same modules, same RNG state) and nothing one answer does
-can reach another. In the exercise process:
+A worker is one fresh Python interpreter per parallel job. It loads the modules that the
+notebooks' ``imports`` cells import (trusted code from ``solutions/``; only their import
+statements), then reads exercise jobs, one JSON line each, from its stdin. For every job it forks
+an *exercise process* from that pristine state, which runs the notebook's whole imports cell, so
+each exercise of each submission starts from what a fresh kernel has after the imports cell
+(same names, same RNG state) and nothing one answer does can reach another. In the exercise
+process:
 
 1. limits: its own process group, ``RLIMIT_AS`` = address space at the fork + the memory limit
    (a memory bomb gets ``MemoryError`` at once), a CPU-time backstop, a file-size limit;
-   stdout/stderr go to a pipe the worker reads and truncates; it dies with the worker;
+   stdout/stderr go to a pipe the worker reads and truncates; it dies with the worker; then the
+   notebook's imports cell (one torch thread);
 2. the exercise's reference implementation (the ``reference=`` of the test cell) is replaced,
    wherever it is bound, by a guard that raises :class:`ReferenceUsed` when it is called from
    the student's code (their function is on the call stack);
@@ -300,10 +302,30 @@ def _walk_tb(tb):
         tb = tb.tb_next
 
 
-def grade_exercise(namespace: dict, job: dict, *, _changed=changed, _snapshot=snapshot,
+def run_imports_cell(source: str) -> dict:
+    """The notebook's namespace after its imports cell (the modules are already loaded by the
+    worker, so this only binds names and seeds); one torch thread, as the grader runs in parallel."""
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(source, IMPORTS_FILE, "exec"), namespace)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    return namespace
+
+
+def grade_exercise(job: dict, *, _changed=changed, _snapshot=snapshot,
                    _failure_reason=failure_reason, _exec=exec, _compile=compile) -> dict:
-    """Run answer + test cell in this (forked) process; return the verdict. The helpers are bound
-    as defaults, so an answer that replaces them in this module changes nothing."""
+    """Run imports + answer + test cell in this (forked) process; return the verdict. The helpers
+    are bound as defaults, so an answer that replaces them in this module changes nothing."""
+    verdict = {"passed": False, "reason": "", "detail": ""}
+    try:
+        namespace = run_imports_cell(job["imports"])
+    except BaseException as err:  # the course's own cell: say so, it is not the student's fault
+        verdict["reason"] = f"grader error: the course's imports cell failed: {type(err).__name__}: {err}"
+        return verdict
     answer_file, test_file = f"<answer {job['grade_id']}>", f"<tests {job['grade_id']}>"
     job["test_file"] = test_file
     guard = Guard(answer_file)
@@ -313,7 +335,6 @@ def grade_exercise(namespace: dict, job: dict, *, _changed=changed, _snapshot=sn
     ref_classes = guard_references(references, namespace, guard)
     pristine = {k: namespace[k] for k in pristine}  # the guarded versions count as pristine
     before = _snapshot()
-    verdict = {"passed": False, "reason": "", "detail": ""}
     try:
         code = compile_cell(job["answer"], answer_file)
     except SyntaxError as err:
@@ -377,7 +398,7 @@ def _die_with_parent() -> None:
         pass
 
 
-def exercise_process(namespace: dict, job: dict, result_w: int, output_w: int, nonce: str) -> None:
+def exercise_process(job: dict, result_w: int, output_w: int, nonce: str) -> None:
     """The body of the forked exercise process; never returns."""
     try:
         os.setpgid(0, 0)
@@ -399,14 +420,8 @@ def exercise_process(namespace: dict, job: dict, result_w: int, output_w: int, n
         set_limit(resource.RLIMIT_FSIZE, 64 * 2**20)
         set_limit(resource.RLIMIT_CORE, 0)
         os.chdir(job["cwd"])
-        try:  # one thread per exercise process: the grader runs several in parallel
-            import torch
-
-            torch.set_num_threads(1)
-        except Exception:
-            pass
         started = _monotonic()
-        verdict = grade_exercise(namespace, job)
+        verdict = grade_exercise(job)
         verdict["seconds"] = round(_monotonic() - started, 3)
     except _BaseException as err:  # a failure of the harness itself, reported as such
         verdict = {"passed": False, "reason": f"grader error: {type(err).__name__}: {err}", "detail": ""}
@@ -432,7 +447,7 @@ def kill_group(pid: int) -> None:
             pass
 
 
-def run_job(namespace: dict, job: dict, report_fd: int) -> dict:
+def run_job(job: dict, report_fd: int) -> dict:
     """Fork an exercise process for ``job``; watch its wall clock, memory and output."""
     result_r, result_w = os.pipe()
     output_r, output_w = os.pipe()
@@ -445,7 +460,7 @@ def run_job(namespace: dict, job: dict, report_fd: int) -> dict:
         os.close(result_r)
         os.close(output_r)
         os.close(report_fd)
-        exercise_process(namespace, job, result_w, output_w, nonce)
+        exercise_process(job, result_w, output_w, nonce)
     os.close(result_w)
     os.close(output_w)
     started = _monotonic()
@@ -521,32 +536,34 @@ def send(fd: int, message: dict) -> None:
         view = view[os.write(fd, view):]
 
 
+def import_statements(source: str) -> list:
+    """The top-level ``import`` statements of a cell, each compiled on its own."""
+    kinds = (ast.Import, ast.ImportFrom)
+    return [compile(ast.Module(body=[node], type_ignores=[]), IMPORTS_FILE, "exec")
+            for node in ast.parse(source).body if isinstance(node, kinds)]
+
+
 def serve(report_fd: int) -> None:
-    """Worker main loop: first line of stdin is {"imports": source}; each further line a job."""
+    """Worker main loop. The first line of stdin is {"imports": [the imports cell of every
+    notebook]}: their import statements are run once here (only the imports: no seeding, no
+    settings), so that an exercise process, which runs its notebook's whole imports cell, finds
+    torch, matplotlib and lecture13 loaded. Each further line is a job, answered on ``report_fd``."""
     os.environ["LECTURE13_GRADING"] = "1"
     _die_with_parent()  # a grader killed outright takes its workers (and their exercise processes) along
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except Exception:
-        pass
     header = json.loads(sys.stdin.readline())
-    namespace: dict = {"__name__": "__main__"}
-    try:
-        exec(compile(header["imports"], IMPORTS_FILE, "exec"), namespace)
-        import matplotlib.pyplot as plt
-
-        plt.close("all")
-        send(report_fd, {"ready": True})
-    except BaseException as err:  # noqa: BLE001 - reported to the grader, which says so in every row
-        send(report_fd, {"ready": False, "error": f"{type(err).__name__}: {err}"})
-        return
+    failed = []
+    for source in header["imports"]:
+        for statement in import_statements(source):
+            try:
+                exec(statement, {"__name__": "__main__"})
+            except Exception as err:  # reported again, per exercise, when its imports cell runs
+                failed.append(f"{type(err).__name__}: {err}")
+    send(report_fd, {"ready": True, "import_errors": failed})
     for line in sys.stdin:
         if not line.strip():
             continue
         job = json.loads(line)
-        verdict = run_job(namespace, job, report_fd)
+        verdict = run_job(job, report_fd)
         verdict["id"] = job["id"]
         send(report_fd, verdict)
 

@@ -104,6 +104,17 @@ def gan_iteration(G, D, opt_d, opt_g, real, k=1, generator_loss=gan.generator_lo
     opt_g.step()
     return {"loss_d": sum(d_losses) / k, "loss_g": float(loss_g.detach())}
 '''),
+    # 05_dcgan
+    "ex-generator-block": ("LeakyReLU (the discriminator's activation) instead of ReLU", '''
+def generator_block(in_channels, out_channels):
+    return nn.Sequential(nn.ConvTranspose2d(in_channels, out_channels, kernel_size=4, stride=2, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.2))
+'''),
+    "ex-interpolate": ("t = 0, 1/steps, …: the end point z1 is never reached", '''
+def interpolate(z0, z1, steps):
+    t = (torch.arange(steps) / steps).unsqueeze(1)
+    return (1 - t) * z0.unsqueeze(0) + t * z1.unsqueeze(0)
+'''),
     # 06_comparing_generative_models
     "ex-to-bits-per-dim": ("bits per image divided by ln 2 as well", '''
 def to_bits_per_dim(value, unit, num_dims=784):

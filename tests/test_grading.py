@@ -366,7 +366,7 @@ def test_an_interrupted_run_leaves_a_valid_csv_of_what_was_graded(tmp_path, monk
         gc.write(tmp_path / "in", name, gc.submission(NB00))
     calls, out = [], tmp_path / "grades.csv"
 
-    def fake_grade_submission(submission, course, workers, limits):
+    def fake_grade_submission(submission, course, slot, limits):
         calls.append(submission.student)
         if len(calls) == 2:
             for _ in range(500):  # until a's row is on disk
