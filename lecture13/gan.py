@@ -1,0 +1,615 @@
+"""Generative adversarial networks (Goodfellow et al. 2014) and DCGAN (Radford et al. 2016).
+
+A generator G maps noise z ~ N(0, I) to a sample; a discriminator D maps a sample to the
+probability that it is real. They play the minimax game
+
+    min_G max_D  V(D, G) = E_x[log D(x)] + E_z[log(1 − D(G(z)))].
+
+D outputs a *logit* l, with D(x) = σ(l). Every loss is written in terms of logits, with
+
+    log σ(l) = −softplus(−l)        log(1 − σ(l)) = −softplus(l),
+
+which never takes the log of a probability that has rounded to 0 or 1.
+
+Training alternates k steps of gradient ascent on V for D (with G's samples *detached*, so
+D's step does not push gradients into G) and one step for G (which does not change D).
+Everything trains through :func:`lecture13.training.train` with the ``step_fn`` made by
+:func:`make_step`.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checkpoints import register_model
+from .data import loader, tensors
+from .recipes import Recipe, register_recipe
+from .training import History, train
+
+
+# --------------------------------------------------------------------------- losses
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D's loss, the negative of its objective: −E[log D(x)] − E[log(1 − D(G(z)))].
+
+    −log σ(l_real) = softplus(−l_real);  −log(1 − σ(l_fake)) = softplus(l_fake).
+    """
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def generator_loss_saturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The minimax generator loss E[log(1 − D(G(z)))] = −E[softplus(l_fake)], to be *minimised*.
+
+    Its gradient with respect to the logit is −σ(l): it vanishes when D confidently rejects
+    the samples (D(G(z)) → 0), which is exactly the start of training.
+    """
+    return -F.softplus(fake_logits).mean()
+
+
+def generator_loss_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The non-saturating generator loss −E[log D(G(z))] = E[softplus(−l_fake)].
+
+    Same fixed point as the minimax loss, but its gradient −(1 − σ(l)) → −1 when D(G(z)) → 0.
+    """
+    return F.softplus(-fake_logits).mean()
+
+
+GENERATOR_LOSSES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "saturating": generator_loss_saturating,
+    "nonsaturating": generator_loss_nonsaturating,
+}
+
+
+def generator_loss_fn(name_or_fn: str | Callable) -> Callable[[torch.Tensor], torch.Tensor]:
+    if callable(name_or_fn):
+        return name_or_fn
+    if name_or_fn not in GENERATOR_LOSSES:
+        raise ValueError(f"unknown generator loss {name_or_fn!r}; choose one of {sorted(GENERATOR_LOSSES)}")
+    return GENERATOR_LOSSES[name_or_fn]
+
+
+def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tensor:
+    """D*(x) = p_data(x) / (p_data(x) + p_g(x)) (Goodfellow et al. 2014, Proposition 1)."""
+    return p_data / (p_data + p_g)
+
+
+# --------------------------------------------------------------------------- toy models
+def mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers with LeakyReLU(0.2) between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+class MLPGenerator(nn.Module):
+    """G(z): noise (N, z_dim) → points (N, data_dim)."""
+
+    def __init__(self, z_dim: int = 2, data_dim: int = 2, hidden: int = 64, depth: int = 2):
+        super().__init__()
+        self.z_dim = z_dim
+        self.net = mlp([z_dim] + [hidden] * depth + [data_dim])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    """D's logit: points (N, data_dim) → (N,)."""
+
+    def __init__(self, data_dim: int = 2, hidden: int = 64, depth: int = 2):
+        super().__init__()
+        self.net = mlp([data_dim] + [hidden] * depth + [1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+
+class GANBase(nn.Module):
+    """A generator and a discriminator kept together (one checkpoint, one ``train`` call)."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+
+    @property
+    def z_dim(self) -> int:
+        return self.generator.z_dim
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n samples of G: after training, the discriminator is not needed any more."""
+        device = next(self.generator.parameters()).device
+        z = torch.randn(n, self.z_dim, generator=generator).to(device)
+        return self.generator(z)
+
+
+@register_model
+class ToyGAN(GANBase):
+    """MLP generator and discriminator for 1-D or 2-D toy data."""
+
+    def __init__(self, data_dim: int = 2, z_dim: int = 2, hidden: int = 64, depth: int = 2):
+        super().__init__()
+        self.config = {"data_dim": data_dim, "z_dim": z_dim, "hidden": hidden, "depth": depth}
+        self.generator = MLPGenerator(z_dim, data_dim, hidden, depth)
+        self.discriminator = MLPDiscriminator(data_dim, hidden, depth)
+
+
+# --------------------------------------------------------------------------- DCGAN
+def generator_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Double the spatial size: ConvTranspose2d(4, stride 2, padding 1, no bias) → BatchNorm2d → ReLU.
+
+    A learned upsampling instead of a fixed one (DCGAN guideline 1); batch norm steadies
+    training (guideline 2); ReLU inside G (guideline 4).
+    """
+    return nn.Sequential(nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU())
+
+
+def discriminator_block(in_channels: int, out_channels: int, batch_norm: bool = True) -> nn.Sequential:
+    """Halve the spatial size: Conv2d(4, stride 2, padding 1) → [BatchNorm2d] → LeakyReLU(0.2).
+
+    A strided convolution instead of pooling (guideline 1); LeakyReLU in D (guideline 5).
+    """
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+class DCGANGenerator(nn.Module):
+    """z (N, z_dim) → project to 2w×7×7 → 2w×7×7 → w×14×14 → 1×28×28 in [−1, 1] (tanh)."""
+
+    def __init__(self, z_dim: int = 64, width: int = 32):
+        super().__init__()
+        self.z_dim, self.width = z_dim, width
+        self.project = nn.Sequential(nn.Linear(z_dim, 4 * width * 7 * 7, bias=False),
+                                     nn.BatchNorm1d(4 * width * 7 * 7), nn.ReLU())
+        self.blocks = nn.Sequential(generator_block(4 * width, 2 * width),      # 7 → 14
+                                    nn.ConvTranspose2d(2 * width, 1, 4, stride=2, padding=1))  # 14 → 28
+        # No batch norm on G's output layer (guideline 2); tanh output (guideline 4).
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"G expects noise of shape (N, {self.z_dim}), got {tuple(z.shape)}")
+        h = self.project(z).view(-1, 4 * self.width, 7, 7)
+        return torch.tanh(self.blocks(h))
+
+
+class DCGANDiscriminator(nn.Module):
+    """x (N, 1, 28, 28) in [−1, 1] → w×14×14 → 2w×7×7 → one logit per image (N,)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        # No batch norm on D's input layer (guideline 2).
+        self.blocks = nn.Sequential(discriminator_block(1, width, batch_norm=False),   # 28 → 14
+                                    discriminator_block(width, 2 * width))              # 14 → 7
+        self.logit = nn.Linear(2 * width * 7 * 7, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(f"D expects images of shape (N, 1, 28, 28), got {tuple(x.shape)}")
+        return self.logit(self.blocks(x).flatten(1)).squeeze(1)
+
+
+@register_model
+class DCGAN(GANBase):
+    """The convolutional GAN for 28×28 Fashion-MNIST images in [−1, 1]."""
+
+    def __init__(self, z_dim: int = 64, width: int = 32):
+        super().__init__()
+        self.config = {"z_dim": z_dim, "width": width}
+        self.generator = DCGANGenerator(z_dim, width)
+        self.discriminator = DCGANDiscriminator(width)
+        self.apply(dcgan_init)
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Weights ~ N(0, 0.02) (the DCGAN paper); batch-norm scales ~ N(1, 0.02)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+# --------------------------------------------------------------------------- latent space
+def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
+    """Linear interpolation: ``steps`` points z_t = (1 − t) z0 + t z1, t = 0 … 1, shape (steps, z_dim)."""
+    t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device).unsqueeze(1)
+    return (1 - t) * z0.reshape(1, -1) + t * z1.reshape(1, -1)
+
+
+# --------------------------------------------------------------------------- training
+def gan_iteration(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
+                  real: torch.Tensor, k: int = 1,
+                  generator_loss: Callable[[torch.Tensor], torch.Tensor] = generator_loss_nonsaturating) -> dict[str, float]:
+    """One iteration of Algorithm 1 (Goodfellow et al. 2014) on a batch of k·m real samples.
+
+    for each of the k minibatches x of m real samples:      (the discriminator's k steps)
+        z ~ N(0, I);  x̃ = G(z), detached (D's step must not send gradients into G)
+        descend  −E[log D(x)] − E[log(1 − D(x̃))]  for D's parameters only
+    z ~ N(0, I)                                            (the generator's one step)
+    descend  generator_loss(D(G(z)))  for G's parameters only (opt_g holds only G's)
+    """
+    if len(real) < k:
+        raise ValueError(f"a batch of {len(real)} real samples cannot be split into k={k} minibatches")
+    d_losses = []
+    for x in real.tensor_split(k):
+        z = torch.randn(len(x), G.z_dim, device=real.device)
+        fake = G(z).detach()
+        loss_d = discriminator_loss(D(x), D(fake))
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        d_losses.append(float(loss_d.detach()))
+    z = torch.randn(len(real) // k, G.z_dim, device=real.device)
+    fake_logits = D(G(z))
+    loss_g = generator_loss(fake_logits)
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+    grad_g = torch.sqrt(sum(p.grad.pow(2).sum() for p in G.parameters() if p.grad is not None))
+    return {"loss_d": sum(d_losses) / k, "loss_g": float(loss_g.detach()),
+            "d_fake": float(torch.sigmoid(fake_logits.detach()).mean()), "grad_g": float(grad_g)}
+
+
+def make_optimizers(gan: GANBase, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
+                    optimizer: str = "adam"):
+    """One optimizer for D and one for G, each over its own network's parameters only:
+    Adam (DCGAN's choice, β1 = 0.5) or plain SGD (the original paper's kind of update)."""
+    if optimizer == "adam":
+        make = lambda params: torch.optim.Adam(params, lr=lr, betas=betas)  # noqa: E731
+    elif optimizer == "sgd":
+        make = lambda params: torch.optim.SGD(params, lr=lr)  # noqa: E731
+    else:
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    return make(gan.discriminator.parameters()), make(gan.generator.parameters())
+
+
+def make_step(gan: GANBase, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer, k: int = 1,
+              generator_loss: str | Callable = "nonsaturating") -> Callable[[torch.Tensor], dict[str, float]]:
+    """A ``step_fn`` for :func:`lecture13.training.train`: each batch of k·m samples is one
+    :func:`gan_iteration`."""
+    loss = generator_loss_fn(generator_loss)
+
+    def step(real: torch.Tensor) -> dict[str, float]:
+        return gan_iteration(gan.generator, gan.discriminator, opt_d, opt_g, real, k, loss)
+
+    return step
+
+
+def fit_gan(gan: GANBase, data, k: int = 1, generator_loss: str | Callable = "nonsaturating", lr: float = 2e-4,
+            betas: tuple[float, float] = (0.5, 0.999), optimizer: str = "adam", **train_kwargs) -> History:
+    """Train ``gan`` on ``data`` (batches of k·m real samples) with :func:`lecture13.training.train`."""
+    opt_d, opt_g = make_optimizers(gan, lr, betas, optimizer)
+    return train(gan, data, step_fn=make_step(gan, opt_d, opt_g, k, generator_loss), **train_kwargs)
+
+
+class GeneratorDistribution:
+    """A generator seen as a fixed distribution: ``.sample(n, generator)`` draws G(z), detached."""
+
+    def __init__(self, G: nn.Module):
+        self.G = G
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.G(torch.randn(n, self.G.z_dim, generator=generator))
+
+
+def fit_discriminator(D: nn.Module, data_distribution, generator_distribution, steps: int = 1000,
+                      batch_size: int = 256, lr: float = 1e-3, seed: int = 0, progress: bool = False,
+                      loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = discriminator_loss) -> History:
+    """Train D alone against a *fixed* generator (any distribution with ``.sample(n, generator)``),
+    descending the discriminator loss; at the optimum D(x) = p_data(x) / (p_data(x) + p_g(x))."""
+    real = toy_batches(data_distribution, batch_size, steps, seed)
+    fake = toy_batches(generator_distribution, batch_size, steps, seed + 1)
+
+    def loss(model: nn.Module, batch) -> torch.Tensor:
+        x, x_fake = batch
+        return loss_fn(model(x), model(x_fake))
+
+    return train(D, list(zip(real, fake)), loss, lr=lr, seed=seed, progress=progress, desc="D vs fixed G")
+
+
+class ToyStream:
+    """Fresh batches of a toy distribution: ``batches`` per pass (an "epoch"), seeded once."""
+
+    def __init__(self, distribution, batch_size: int, batches: int, seed: int = 0):
+        self.distribution, self.batch_size, self.batches = distribution, batch_size, batches
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self):
+        for _ in range(self.batches):
+            yield self.distribution.sample(self.batch_size, generator=self.generator)
+
+
+def train_on_mixture(mixture, generator_loss: str = "nonsaturating", k: int | str = 1, iterations: int = 1200,
+                     every: int = 200, batch_size: int = 64, iteration: Callable = None, seed: int = 0,
+                     well_share: float = 0.25, samples: int = 1000, progress: bool = True):
+    """Train a :class:`ToyGAN` on a 2-D mixture with known modes and measure it every ``every`` iterations.
+
+    ``k="frozen"`` gives D a 300-step head start against the initial G and then freezes it (learning
+    rate 0): G's best response to a fixed D is to send every z to D's favourite point (collapse).
+    ``iteration`` is the training iteration to use (default :func:`gan_iteration`; a notebook passes
+    the student's). Returns ``(model, history, snapshots)``: ``history.epochs`` holds, after each
+    block of ``every`` iterations, the modes touched (≥ 1 good sample), the modes *well* covered
+    (≥ ``well_share`` of a fair share of the samples), the high-quality fraction and the spread
+    (mean distance between samples); ``snapshots`` the samples themselves.
+    """
+    from .toy import mode_coverage
+
+    iteration = iteration or gan_iteration
+    train_seed = seed
+    torch.manual_seed(seed)
+    model = ToyGAN(data_dim=2, z_dim=2, hidden=64, depth=2)
+    opt_d, opt_g = make_optimizers(model, lr=1e-3, betas=(0.5, 0.999))
+    if k == "frozen":
+        fit_discriminator(model.discriminator, mixture, GeneratorDistribution(model.generator),
+                          steps=300, batch_size=batch_size, lr=1e-3, seed=seed)
+        opt_d, k, train_seed = torch.optim.SGD(model.discriminator.parameters(), lr=0.0), 1, None
+    loss = generator_loss_fn(generator_loss)
+    well = max(1, int(well_share * samples / len(mixture.centres)))
+    snapshots: list[torch.Tensor] = []
+
+    def step(real: torch.Tensor) -> dict[str, float]:
+        return iteration(model.generator, model.discriminator, opt_d, opt_g, real, k, loss)
+
+    def measure(m: ToyGAN) -> dict[str, float]:
+        x = m.sample(samples, torch.Generator().manual_seed(seed + 1))
+        modes, quality = mode_coverage(x, mixture)
+        snapshots.append(x)
+        return {"modes": modes, "well_covered": mode_coverage(x, mixture, min_count=well)[0],
+                "quality": quality, "spread": float(torch.pdist(x[:300]).mean())}
+
+    history = train(model, ToyStream(mixture, batch_size * k, every, seed=seed), step_fn=step,
+                    epochs=iterations // every, eval_fn=measure, seed=train_seed, progress=progress,
+                    desc=f"{generator_loss}, k={k}")
+    return model, history, snapshots
+
+
+def toy_batches(distribution, batch_size: int, steps: int, seed: int = 0) -> list[torch.Tensor]:
+    """``steps`` batches of ``batch_size`` samples of a toy distribution (anything with ``.sample(n, generator)``)."""
+    g = torch.Generator().manual_seed(seed)
+    return [distribution.sample(batch_size, generator=g) for _ in range(steps)]
+
+
+# --------------------------------------------------------------------------- exercise checks
+def _probe_gan(seed: int = 0):
+    """A tiny deterministic setup for checking a training iteration: G ignores its noise
+    (G(z) = b), so any order of noise draws gives the same result."""
+
+    class ConstantGenerator(nn.Module):
+        z_dim = 3
+
+        def __init__(self):
+            super().__init__()
+            self.bias = nn.Parameter(torch.tensor([[0.5, -1.0]]))
+
+        def forward(self, z):
+            return self.bias + 0.0 * z[:, :2]
+
+    torch.manual_seed(seed)
+    G, D = ConstantGenerator(), MLPDiscriminator(2, hidden=8, depth=1)
+    real = torch.randn(12, 2) + torch.tensor([2.0, 1.0])
+    return G, D, real
+
+
+class _Counting:
+    """Wraps an optimizer, counting its steps and remembering D's parameters after each D step."""
+
+    def __init__(self, optimizer, on_step=None):
+        self.optimizer, self.steps, self.on_step = optimizer, 0, on_step
+
+    def zero_grad(self, set_to_none: bool = True):
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def step(self, closure=None):
+        self.steps += 1
+        self.optimizer.step()
+        if self.on_step:
+            self.on_step()
+
+    def __getattr__(self, name):
+        return getattr(self.optimizer, name)
+
+
+def _run_probe(fn: Callable, k: int, lr: float = 0.1):
+    G, D, real = _probe_gan()
+    backward_into_g = []
+    G.register_full_backward_hook(lambda module, gin, gout: backward_into_g.append(1))
+    after_d_steps: list[dict] = []
+    opt_d = _Counting(torch.optim.SGD(D.parameters(), lr=lr),
+                      on_step=lambda: after_d_steps.append(copy.deepcopy(D.state_dict())))
+    opt_g = _Counting(torch.optim.SGD(G.parameters(), lr=lr))
+    start_d = copy.deepcopy(D.state_dict())
+    fn(G, D, opt_d, opt_g, real, k)
+    return dict(G=G, D=D, opt_d=opt_d, opt_g=opt_g, backward_into_g=len(backward_into_g),
+                after_d_steps=after_d_steps, start_d=start_d)
+
+
+def iteration_checks(k: int = 3) -> list[Callable[[Callable], None]]:
+    """Properties that a student's ``gan_iteration(G, D, opt_d, opt_g, real, k)`` must have,
+    each raising AssertionError with what is wrong (used with :func:`lecture13.exercises.check`)."""
+
+    def returns_losses(fn):
+        G, D, real = _probe_gan()
+        opt_d, opt_g = torch.optim.SGD(D.parameters(), lr=0.1), torch.optim.SGD(G.parameters(), lr=0.1)
+        out = fn(G, D, opt_d, opt_g, real, k)
+        assert isinstance(out, dict) and {"loss_d", "loss_g"} <= set(out), (
+            f"return a dict with the numbers to log, {{'loss_d': ..., 'loss_g': ...}}; got {type(out).__name__}")
+        assert all(isinstance(out[key], float) for key in ("loss_d", "loss_g")), \
+            "loss_d and loss_g should be Python floats (use float(loss.detach()))"
+
+    def step_counts(fn):
+        got = _run_probe(fn, k)
+        assert got["opt_d"].steps == k, (f"with k={k}, opt_d.step() should run {k} times (once per discriminator "
+                                         f"minibatch), it ran {got['opt_d'].steps} times")
+        assert got["opt_g"].steps == 1, f"opt_g.step() should run once per iteration, it ran {got['opt_g'].steps} times"
+
+    def no_gradient_into_g_during_d_steps(fn):
+        got = _run_probe(fn, k)
+        assert got["backward_into_g"] <= 1, (
+            f"gradients flowed back into G {got['backward_into_g']} times; only G's own step should reach G. "
+            "Detach G's samples in the discriminator's step: fake = G(z).detach()")
+        assert got["backward_into_g"] == 1, "no gradient reached G: the generator's loss must be computed on D(G(z)) without detach"
+
+    def generator_step_leaves_d_alone(fn):
+        got = _run_probe(fn, k)
+        if len(got["after_d_steps"]) < k:
+            return  # too few D steps: step_counts reports it
+        after_k = got["after_d_steps"][k - 1]
+        for name, value in got["D"].state_dict().items():
+            assert torch.equal(value, after_k[name]), (
+                f"D's parameters changed after its k={k} steps: the generator's step must update G only "
+                "(call opt_g.step(), never opt_d.step(), after the generator loss)")
+
+    def same_update_as_reference(fn):
+        got, want = _run_probe(fn, k), _run_probe(gan_iteration, k)
+        d_got = torch.cat([(v - got["start_d"][n]).flatten() for n, v in got["D"].state_dict().items()])
+        d_want = torch.cat([(v - want["start_d"][n]).flatten() for n, v in want["D"].state_dict().items()])
+        cos = float(F.cosine_similarity(d_got, d_want, dim=0))
+        assert cos > -0.5, ("D moved the opposite way to gradient descent on its loss: check the sign of the "
+                            "discriminator loss (D should *increase* log D(x) + log(1 − D(G(z))))")
+        assert torch.allclose(d_got, d_want, atol=1e-5), (
+            f"D's update differs from the reference (cosine {cos:.3f}): use gan.discriminator_loss(D(real), D(fake)) "
+            "on each of the k minibatches real.tensor_split(k)")
+        g_got = got["G"].bias.detach() - _probe_gan()[0].bias.detach()
+        g_want = want["G"].bias.detach() - _probe_gan()[0].bias.detach()
+        assert float((g_got * g_want).sum()) > 0, ("G moved the wrong way: the generator should *minimise* the "
+                                                   "non-saturating loss −log D(G(z)) (check its sign)")
+        assert torch.allclose(g_got, g_want, atol=1e-5), (
+            f"G's update differs from the reference: expected a step of {g_want.flatten().tolist()}, got "
+            f"{g_got.flatten().tolist()}; use gan.generator_loss_nonsaturating(D(G(z))) after the k D steps")
+
+    return [step_counts, no_gradient_into_g_during_d_steps, generator_step_leaves_d_alone, same_update_as_reference,
+            returns_losses]
+
+
+def generator_block_checks() -> list[Callable[[Callable], None]]:
+    """Properties of a student's ``generator_block(in_channels, out_channels)``."""
+
+    def structure_and_output(fn):
+        torch.manual_seed(0)
+        want = generator_block(8, 4)
+        got = fn(8, 4)
+        assert isinstance(got, nn.Module), f"generator_block should return an nn.Module, got {type(got).__name__}"
+        kinds = [type(m).__name__ for m in got.modules() if not isinstance(m, nn.Sequential)]
+        assert kinds == ["ConvTranspose2d", "BatchNorm2d", "ReLU"], (
+            f"expected the layers ConvTranspose2d → BatchNorm2d → ReLU, got {' → '.join(kinds)}")
+        try:
+            got.load_state_dict(want.state_dict())
+        except RuntimeError as err:
+            raise AssertionError(f"the layers' parameters do not match ConvTranspose2d(8, 4, kernel_size=4, stride=2, "
+                                 f"padding=1, bias=False) → BatchNorm2d(4): {str(err).splitlines()[0]}") from None
+        x = torch.randn(2, 8, 7, 7)
+        y_got, y_want = got(x), want(x)
+        assert y_got.shape == y_want.shape, (f"a (2, 8, 7, 7) input should give {tuple(y_want.shape)} "
+                                             f"(twice the size), got {tuple(y_got.shape)}: use stride=2, padding=1")
+        assert torch.allclose(y_got, y_want, atol=1e-5), "same weights, different output: check kernel_size=4, stride=2, padding=1"
+
+    return [structure_and_output]
+
+
+# --------------------------------------------------------------------------- recipe
+def signed_to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[−1, 1] (tanh) → [0, 1]."""
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def dcgan_samples(model: DCGAN, n: int, seed: int = 0) -> torch.Tensor:
+    """n samples in [0, 1] drawn with a fixed seed (what the recorded metrics are computed on)."""
+    model.eval()
+    return signed_to_unit(model.sample(n, torch.Generator().manual_seed(seed)))
+
+
+def fid_report(images: torch.Tensor, subset: str = "embedded") -> dict[str, float]:
+    """Fréchet distance of ``images`` (in [0, 1]) to the test set, next to the real-test vs real-train
+    floor at the same sample size."""
+    from .metrics import frechet_distance, image_features
+
+    test, _ = tensors("test", "unit", subset=subset)
+    train_images, _ = tensors("train", "unit", subset=subset, limit=len(test))
+    f_test = image_features(test)
+    fd = frechet_distance(image_features(images), f_test)
+    floor = frechet_distance(image_features(train_images), f_test)
+    return {"frechet_distance": fd, "floor": floor, "ratio_to_floor": fd / floor, "samples": len(images)}
+
+
+class Deadline:
+    """Iterate over ``data`` until ``deadline`` (a ``time.monotonic()`` value) passes."""
+
+    def __init__(self, data, deadline: float):
+        self.data, self.deadline = data, deadline
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self):
+        for batch in self.data:
+            if time.monotonic() > self.deadline:
+                return
+            yield batch
+
+
+def _fit(model: DCGAN, options: dict) -> History:
+    """Adam(2e-4, β1=0.5) for both players, one epoch per ``train`` call so that a time budget
+    (``minutes``) can end the run after any epoch; optionally a snapshot after each epoch."""
+    k = int(options.get("k", 1))
+    data = loader("train", "signed", batch_size=options["batch_size"] * k, seed=options["seed"],
+                  subset=options.get("subset", "embedded"))
+    deadline = time.monotonic() + 60 * float(options.get("minutes") or float("inf"))
+    snapshot = options.get("snapshot")
+    opt_d, opt_g = make_optimizers(model, options["lr"], tuple(options.get("betas", (0.5, 0.999))))
+    step = make_step(model, opt_d, opt_g, k, options.get("generator_loss", "nonsaturating"))
+
+    def after_epoch(gan: DCGAN) -> dict[str, float]:
+        from .checkpoints import available, save_checkpoint
+
+        if snapshot:
+            save_checkpoint(gan, snapshot, recipe="dcgan", note="snapshot after an epoch, not shipped")
+        if "classifier" not in available():
+            return {}
+        images = signed_to_unit(gan.sample(2000, torch.Generator().manual_seed(1)).cpu())
+        return {"frechet_distance": fid_report(images, "embedded")["frechet_distance"]}
+
+    history = History()
+    for epoch in range(options["epochs"]):
+        remaining = None if options.get("max_steps") is None else options["max_steps"] - len(history.steps)
+        if (remaining is not None and remaining <= 0) or time.monotonic() > deadline:
+            break
+        history.extend(train(model, Deadline(data, deadline), step_fn=step, epochs=1, max_steps=remaining,
+                             device=options.get("device", "cpu"), seed=options["seed"] if epoch == 0 else None,
+                             progress=options.get("progress", True), desc=f"DCGAN epoch {epoch + 1}",
+                             eval_fn=after_epoch))
+        print(f"epoch {epoch + 1}: {len(history.steps)} steps, {history.seconds:.0f} s, {history.epochs[-1]}", flush=True)
+    return history
+
+
+def _evaluate(model: DCGAN, subset: str) -> dict[str, float]:
+    n = len(tensors("test", "uint8", subset=subset)[0])
+    return fid_report(dcgan_samples(model.to("cpu"), n, seed=0), subset)
+
+
+register_recipe(Recipe(
+    name="dcgan",
+    description="DCGAN on Fashion-MNIST in [-1, 1], non-saturating loss, k=1; scored by the Fréchet distance",
+    build=lambda **kw: DCGAN(**kw),
+    fit=_fit,
+    evaluate=_evaluate,
+    sample=dcgan_samples,
+    defaults={"epochs": 20, "batch_size": 64, "lr": 2e-4, "k": 1, "generator_loss": "nonsaturating", "minutes": None},
+))
+
+from . import classifier  # noqa: E402,F401  (registers the classifier's recipe and model)
