@@ -78,6 +78,22 @@ class MaskedConv2d(nn.Conv2d):
         return super().extra_repr() + f", mask_type={self.mask_type}"
 
 
+def show_mask(mask: torch.Tensor, ax=None, title: str | None = None):
+    """Draw a (k, k) causal mask: green = weight kept, white = zeroed, red frame = the centre pixel."""
+    import matplotlib.pyplot as plt
+
+    mask = mask.detach().reshape(mask.shape[-2:]).float()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(2.6, 2.6))
+    k = mask.shape[-1]
+    ax.imshow(mask, cmap="Greens", vmin=0, vmax=1.3)
+    ax.add_patch(plt.Rectangle((k // 2 - 0.5, k // 2 - 0.5), 1, 1, fill=False, ec="red", lw=2))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title if title is not None else f"{int(mask.sum())} of {mask.numel()} weights kept", fontsize=10)
+    return ax
+
+
 # --------------------------------------------------------------------------- the shared interface
 class AutoregressiveModel(nn.Module):
     """What the three models share: from ``logits(x)`` to an exact NLL per image.
