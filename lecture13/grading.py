@@ -299,7 +299,8 @@ class Worker:
 
 
 class WorkerSlot:
-    """The worker of one parallel job, started when first needed and again if it dies."""
+    """The worker of one parallel job (preloading what ``course``'s notebooks import), started when
+    first needed and again if it dies."""
 
     def __init__(self, course: list[CourseNotebook]):
         self.course, self.worker, self.closed = course, None, False
@@ -471,7 +472,9 @@ def grade(submissions: list[Path | str], solutions: Path | str = DEFAULT_SOLUTIO
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(found)))
     grades: list[Grade] = []
     lock = threading.Lock()
-    slots = [WorkerSlot(course) for _ in range(jobs)]
+    present = {getattr(read_submission(s.path, course)[0], "name", None) for s in found}
+    preload = [nb for nb in course if nb.name in present]  # the workers load only what these notebooks import
+    slots = [WorkerSlot(preload) for _ in range(jobs)]
     free = list(slots)
 
     def one(submission: Submission) -> Grade:
