@@ -394,3 +394,11 @@ def test_only_definitions_of_earlier_answers_are_kept():
         exec(statement, namespace)
     assert {"math", "f", "C"} <= set(namespace) and "x" not in namespace
     assert grading_harness.definitions_only("def broken(:\n", "<answer e>") == []
+
+
+def test_why_an_exercise_is_not_run():
+    exercise = grading.Exercise(FIT, 2.0, "pass", [])
+    assert grading.skip_reason(exercise, {FIT: "x = 1"}, "", 5.0, 12) == ""
+    assert grading.skip_reason(exercise, {}, "", 5.0, 12) == "answer cell missing"
+    assert grading.skip_reason(exercise, {FIT: "x = 1"}, "", 0.0, 12) == "not run: the submission's time limit (12 s) was used up"
+    assert grading.skip_reason(exercise, {FIT: "x = 1"}, "not valid notebook JSON (…)", 5.0, 12) == "not valid notebook JSON (…)"
