@@ -28,6 +28,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -536,8 +537,13 @@ def add_grade_command(sub) -> None:
     p.set_defaults(handler=cmd_grade)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def cmd_grade(args) -> int:
     limits = Limits(args.timeout, args.memory_mb, args.submission_timeout, args.output_limit)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` cleans up like Ctrl-C: workers stopped, CSV written
     try:
         grades = grade(args.submissions, args.solutions, args.out, args.feedback, args.jobs, limits,
                        progress=not args.no_progress)
