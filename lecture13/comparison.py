@@ -247,7 +247,9 @@ def frechet_scores(samples: dict[str, torch.Tensor], spaces: dict[str, str], flo
 # --------------------------------------------------------------------------- training cost
 def training_cost(meta: dict) -> dict:
     """Seconds, optimisation steps and training images seen to reach a shipped checkpoint, from
-    its metadata. The factorized model has a closed form: one pass over the training set."""
+    its metadata. The factorized model has a closed form: one pass over the training set. A run
+    that started from another checkpoint (``--option init=...``) says so in ``continued_from``:
+    the earlier stage's time is not included."""
     options = meta.get("options", {})
     seconds, steps = meta.get("train_seconds"), meta.get("steps")
     if meta.get("recipe") == "factorized":
@@ -255,7 +257,8 @@ def training_cost(meta: dict) -> dict:
     else:
         images = steps * options.get("batch_size", 0) * int(options.get("k", 1)) if steps else None
     return {"seconds": seconds, "steps": steps, "images_seen": images, "device": options.get("device", "?"),
-            "images_per_s": images / seconds if images and seconds else None}
+            "images_per_s": images / seconds if images and seconds else None,
+            "continued_from": options.get("init")}  # an earlier stage's time is not in this checkpoint
 
 
 # --------------------------------------------------------------------------- latent space
@@ -371,7 +374,8 @@ def table_rows(result: Comparison) -> list[dict]:
             f"Fréchet dist. ({fd['samples']} samples)" if fd else "Fréchet dist.":
                 f"{fd['frechet_distance']:.1f} ({fd['ratio_to_floor']:.1f}× floor)" if fd else "—",
             "64 samples (s)" if result.settings.samples == 64 else f"{result.settings.samples} samples (s)": f"{r['sample_s']:.3g}",
-            "training (min)": _num(train["seconds"] / 60 if train["seconds"] else None),
+            "training (min)": _num(train["seconds"] / 60 if train["seconds"] else None)
+                              + (" + an earlier stage" if train.get("continued_from") else ""),
             "training images/s": _num(train["images_per_s"], 0),
             "latent space": r["latent"],
         })

@@ -113,6 +113,8 @@ def test_training_cost_from_metadata():
     closed = comparison.training_cost({"recipe": "factorized", "train_seconds": 2.0, "steps": 1, "train_subset": "full"})
     assert closed["images_seen"] == 60_000
     assert comparison.training_cost({})["images_per_s"] is None  # a snapshot without metadata: no number, no crash
+    staged = comparison.training_cost({"recipe": "vae", "train_seconds": 5.0, "steps": 2, "options": {"batch_size": 4, "init": "a.pt"}})
+    assert staged["continued_from"] == "a.pt" and meta.get("init") is None
 
 
 def test_interpolation_endpoints_and_models_without_a_latent():
