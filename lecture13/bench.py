@@ -81,7 +81,7 @@ def bench_script(name: str):
 
 
 # --------------------------------------------------------------------------- notebooks
-def measure_notebooks(sizes: Sizes, previous: dict | None = None) -> tuple[str, dict]:
+def measure_notebooks(sizes: Sizes, previous=None) -> tuple[str, dict]:
     """Run the notebooks; with ``--notebooks`` only those, keeping the other rows of the previous
     run (each row says when it was measured), so the course total stays complete."""
     if sizes.notebooks == []:
@@ -90,7 +90,8 @@ def measure_notebooks(sizes: Sizes, previous: dict | None = None) -> tuple[str, 
     stamp = time.strftime("%Y-%m-%d %H:%M")
     fresh = [{**r, "measured": stamp} for r in bench_script("bench_notebooks").time_notebooks(sizes.notebooks)]
     present = sorted(p.name for p in (REPO_ROOT / "solutions").glob("*.ipynb"))
-    kept = [r for r in (previous or {}).get("rows", [])
+    before = previous() if callable(previous) else (previous or {})  # read after the (long) run, not before
+    kept = [r for r in before.get("rows", [])
             if sizes.notebooks is not None and r["notebook"] in present and r["notebook"] not in {f["notebook"] for f in fresh}]
     rows = sorted(fresh + kept, key=lambda r: r["notebook"])
     total = round(sum(r["seconds"] for r in rows), 1)
@@ -300,7 +301,9 @@ def run(parts=PARTS, sizes: Sizes = FULL, md_path: Path = RESULTS_MD, json_path:
         started = time.perf_counter()
         print(f"== {part}", flush=True)
         try:
-            previous = json.loads(json_path.read_text()).get(SECTIONS[part], {}) if json_path.exists() else {}
+            def previous(name=SECTIONS[part]) -> dict:  # read when needed: another bench may have written meanwhile
+                return json.loads(json_path.read_text()).get(name, {}) if json_path.exists() else {}
+
             md, data = MEASURE[part](sizes, previous)
             status[part] = "ok"
         except Exception as err:  # one broken part must not lose the others
