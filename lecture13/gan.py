@@ -428,7 +428,12 @@ class _Counting:
 def _run_probe(fn: Callable, k: int, lr: float = 0.1):
     G, D, real = _probe_gan()
     backward_into_g = []
-    G.register_full_backward_hook(lambda module, gin, gout: backward_into_g.append(1))
+
+    def count_backward(module, inputs, output):   # a gradient reaching G's output = a backward pass into G
+        if output.requires_grad:
+            output.register_hook(lambda grad: backward_into_g.append(1))
+
+    G.register_forward_hook(count_backward)
     after_d_steps: list[dict] = []
     opt_d = _Counting(torch.optim.SGD(D.parameters(), lr=lr),
                       on_step=lambda: after_d_steps.append(copy.deepcopy(D.state_dict())))
