@@ -27,6 +27,7 @@ A model that is not shipped yet is reported with one printed line and left out: 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -147,6 +148,19 @@ def likelihood(model: nn.Module, x: torch.Tensor, iw_k: int = 100, seed: int = 0
 
 
 # --------------------------------------------------------------------------- samples and their cost
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run a block with ``n`` torch threads (then restore). Autoregressive sampling uses one: each
+    of its 784 steps is a few tiny matrix products, which more threads only slow down (many times
+    over on a busy machine, where the threads wait for each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.no_grad()
 def draw(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
     """``n`` samples in [0, 1], shape (n, 1, 28, 28), from one seeded generator.
@@ -158,7 +172,8 @@ def draw(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     model.eval()
     if isinstance(model, AutoregressiveModel):
-        return sample_fast(model, n, generator=generator)
+        with torch_threads(1):
+            return sample_fast(model, n, generator=generator)
     if isinstance(model, VAE):
         return model.sample(n, generator, probabilities=False)
     if isinstance(model, GANBase):
@@ -169,16 +184,20 @@ def draw(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
 
 
 def time_sampling(model: nn.Module, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, float]:
-    """``(samples, seconds)``: wall-clock time to draw ``n`` samples with :func:`draw`."""
-    started = time.perf_counter()
-    images = draw(model, n, seed)
-    return images, time.perf_counter() - started
+    """``(samples, seconds)``: wall-clock time to draw ``n`` samples with :func:`draw`, on one thread
+    for every model (the comparison is of the algorithms, not of the threading), after a warm-up
+    draw of 2 (the first call of a model pays one-off costs that are not the model's)."""
+    with torch_threads(1):
+        draw(model, 2, seed + 1)
+        started = time.perf_counter()
+        images = draw(model, n, seed)
+        return images, time.perf_counter() - started
 
 
 def naive_vs_fast(model: AutoregressiveModel, n: int = 64, seed: int = 0, naive_rows: int | None = None,
                   size: tuple[int, int] = (28, 28)) -> dict:
     """Seconds for the cached sampler and for the naive one (784 full forward passes) on the same
-    uniforms, their ratio, and whether they drew the same images.
+    uniforms and one thread each, their ratio, and whether they drew the same images.
 
     With ``naive_rows`` the naive sampler draws only the last ``naive_rows`` rows (the rows above
     are the cached sampler's). Each naive step is one full forward pass on the whole image, the
@@ -189,13 +208,14 @@ def naive_vs_fast(model: AutoregressiveModel, n: int = 64, seed: int = 0, naive_
     height = size[0]
     rows = height if naive_rows is None else min(naive_rows, height)
     u = draw_uniforms(n, size, torch.Generator().manual_seed(seed))
-    sample_naive(model, uniforms=sample_fast(model, uniforms=u[:1, :, :1]))  # warm-up: one image, one row
-    started = time.perf_counter()
-    fast = sample_fast(model, uniforms=u)
-    fast_s = time.perf_counter() - started
-    started = time.perf_counter()
-    naive = sample_naive(model, uniforms=u, start=fast, known_rows=height - rows)
-    naive_measured = time.perf_counter() - started
+    with torch_threads(1):  # both samplers on one thread: the ratio is the algorithm's, not the threading's
+        sample_naive(model, uniforms=sample_fast(model, uniforms=u[:1, :, :1]))  # warm-up: one image, one row
+        started = time.perf_counter()
+        fast = sample_fast(model, uniforms=u)
+        fast_s = time.perf_counter() - started
+        started = time.perf_counter()
+        naive = sample_naive(model, uniforms=u, start=fast, known_rows=height - rows)
+        naive_measured = time.perf_counter() - started
     naive_s = naive_measured * height / rows
     return {"images": n, "size": list(size), "fast_s": fast_s, "naive_s": naive_s, "naive_measured_s": naive_measured,
             "naive_rows_measured": rows, "naive_extrapolated": rows < height, "ratio": naive_s / fast_s,
