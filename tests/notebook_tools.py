@@ -55,3 +55,15 @@ def run_exercise(nb, answer_source: str, test_source: str, grading: bool) -> str
         else:
             os.environ["LECTURE13_GRADING"] = previous
     return out.getvalue()
+
+
+def assert_check_catches(nb, answer_source: str, test_source: str) -> None:
+    """A planted wrong answer: the visible check reports it (and says what failed), and in grading
+    mode the test cell, hidden tests included, fails."""
+    import pytest
+
+    visible = test_source.split(release.BEGIN_HIDDEN)[0]
+    out = run_exercise(nb, answer_source, visible, grading=False)
+    assert "❌" in out and ("expected" in out or "raised" in out or "failed" in out), out
+    with pytest.raises(AssertionError):
+        run_exercise(nb, answer_source, test_source, grading=True)

@@ -1,7 +1,7 @@
 """Notebook 03's exercises: the reference answers pass, and the visible checks catch the usual mistakes."""
 import pytest
 
-from notebook_tools import SOLUTIONS, exercises, read, run_exercise
+from notebook_tools import SOLUTIONS, assert_check_catches, exercises, read, run_exercise
 
 NB03 = read(SOLUTIONS / "03_variational_autoencoders.ipynb")
 EXERCISES = {grade_id: (answer, test) for grade_id, answer, test in exercises(NB03)}
@@ -57,12 +57,7 @@ def test_reference_answer_passes_visible_and_hidden_checks(grade_id):
 
 @pytest.mark.parametrize("grade_id,answer", [(g, a) for g, answers in PLANTED.items() for a in answers])
 def test_visible_checks_catch_planted_bugs(grade_id, answer):
-    test = EXERCISES[grade_id][1]
-    visible = test.split("### BEGIN HIDDEN TESTS")[0]
-    out = run_exercise(NB03, answer, visible, grading=False)
-    assert "❌" in out and ("expected" in out or "raised" in out or "failed" in out), out
-    with pytest.raises(AssertionError):
-        run_exercise(NB03, answer, test, grading=True)
+    assert_check_catches(NB03, answer, EXERCISES[grade_id][1])
 
 
 def test_unanswered_exercises_fall_back_to_the_reference():
