@@ -123,7 +123,6 @@ def cmd_sample(args) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from . import recipes
     from .plotting import show_images

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoints import register_model, save_checkpoint
-from .data import loader, tensors
+from .data import loader
 from .likelihood import bernoulli_log_likelihood, bits_per_dim
 from .recipes import Recipe, register_recipe
 from .training import History, evaluate_mean, gradient_step, train

@@ -1,5 +1,4 @@
 """Checkpoints: a round trip keeps weights and metadata; anything else is refused with a clear error."""
-import json
 
 import pytest
 import torch

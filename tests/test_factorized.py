@@ -7,7 +7,7 @@ import torch
 from lecture13 import factorized, likelihood
 from lecture13.factorized import FactorizedBernoulli
 
-from notebook_tools import SOLUTIONS, assert_check_catches, exercises, read, run_exercise
+from notebook_tools import SOLUTIONS, assert_check_catches, exercises, read
 
 NB00 = read(SOLUTIONS / "00_generative_models.ipynb")
 TESTS = {grade_id: test for grade_id, _, test in exercises(NB00)}

@@ -1,6 +1,5 @@
 """The shipped autoencoder and VAEs load (sha256-checked), are small, and reproduce their recorded metrics."""
 import pytest
-import torch
 
 from lecture13 import autoencoders, vae
 from lecture13.checkpoints import WEIGHTS_DIR, pretrained, read_manifest
