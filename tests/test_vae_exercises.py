@@ -1,7 +1,7 @@
 """Notebook 03's exercises: the reference answers pass, and the visible checks catch the usual mistakes."""
 import pytest
 
-from notebook_tools import SOLUTIONS, assert_check_catches, exercises, read, run_exercise
+from notebook_tools import SOLUTIONS, assert_check_catches, exercises, read
 
 NB03 = read(SOLUTIONS / "03_variational_autoencoders.ipynb")
 EXERCISES = {grade_id: (answer, test) for grade_id, answer, test in exercises(NB03)}
@@ -48,21 +48,6 @@ def test_every_exercise_has_planted_bugs():
     assert set(EXERCISES) == set(PLANTED) and len(EXERCISES) >= 4
 
 
-@pytest.mark.parametrize("grade_id", sorted(PLANTED))
-def test_reference_answer_passes_visible_and_hidden_checks(grade_id):
-    answer, test = EXERCISES[grade_id]
-    out = run_exercise(NB03, answer, test, grading=True)
-    assert "✅" in out, out
-
-
 @pytest.mark.parametrize("grade_id,answer", [(g, a) for g, answers in PLANTED.items() for a in answers])
 def test_visible_checks_catch_planted_bugs(grade_id, answer):
     assert_check_catches(NB03, answer, EXERCISES[grade_id][1])
-
-
-def test_unanswered_exercises_fall_back_to_the_reference():
-    from lecture13 import release
-    for grade_id, (answer, test) in EXERCISES.items():
-        stub = release.strip_solution(answer)
-        out = run_exercise(NB03, stub, test.split("### BEGIN HIDDEN TESTS")[0], grading=False)
-        assert "not implemented yet" in out and "reference implementation" in out, out
