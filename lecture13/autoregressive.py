@@ -24,7 +24,6 @@ or, for the PixelCNN, 8-bit intensities in [0, 1] (a 256-way softmax, ``levels=2
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -35,7 +34,7 @@ from .checkpoints import register_model, save_checkpoint
 from .data import loader
 from .likelihood import bernoulli_log_likelihood, bits_per_dim
 from .recipes import Recipe, register_recipe
-from .training import History, evaluate_mean, gradient_step, train
+from .training import History, UntilDeadline, deadline_after, evaluate_mean, gradient_step, train
 
 
 # --------------------------------------------------------------------------- masks
@@ -361,27 +360,6 @@ def nll_loss(model: AutoregressiveModel, x: torch.Tensor) -> torch.Tensor:
     return model.nll(x).mean()
 
 
-class TimeBudget:
-    """Iterate a DataLoader, epoch after epoch, until a wall-clock budget is spent (then stop).
-
-    Training is deterministic step by step (fixed seed, one thread), so a run cut off after N
-    steps is the same as ``--max-steps N``: the checkpoint records N.
-    """
-
-    def __init__(self, data, minutes: float | None):
-        self.data = data
-        self.deadline = None if minutes is None else time.monotonic() + 60 * minutes
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __iter__(self):
-        for batch in self.data:
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                return
-            yield batch
-
-
 def _fit(model: AutoregressiveModel, options: dict) -> History:
     """Adam with the learning rate halved every ``lr_half_life`` epochs (a per-step schedule,
     so the run is reproducible from its step count), optionally a wall-clock budget and
@@ -401,7 +379,8 @@ def _fit(model: AutoregressiveModel, options: dict) -> History:
             save_checkpoint(model, Path(snapshot), steps=steps[0], options=options)
         return {**logged, "lr": schedule.get_last_lr()[0]}
 
-    return train(model, TimeBudget(data, options.get("minutes")), step_fn=step, epochs=options["epochs"],
+    budgeted = UntilDeadline(data, deadline_after(options.get("minutes")))
+    return train(model, budgeted, step_fn=step, epochs=options["epochs"],
                  max_steps=options.get("max_steps"), device=options.get("device", "cpu"), seed=options["seed"],
                  progress=options.get("progress", True), desc=type(model).__name__)
 

@@ -29,7 +29,7 @@ from torch import nn
 from .checkpoints import register_model
 from .data import loader, tensors
 from .recipes import Recipe, register_recipe
-from .training import History, train
+from .training import History, UntilDeadline, deadline_after, train
 
 
 # --------------------------------------------------------------------------- losses
@@ -552,29 +552,13 @@ def fid_report(images: torch.Tensor, subset: str = "embedded") -> dict[str, floa
     return {"frechet_distance": fd, "floor": floor, "ratio_to_floor": fd / floor, "samples": len(images)}
 
 
-class Deadline:
-    """Iterate over ``data`` until ``deadline`` (a ``time.monotonic()`` value) passes."""
-
-    def __init__(self, data, deadline: float):
-        self.data, self.deadline = data, deadline
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __iter__(self):
-        for batch in self.data:
-            if time.monotonic() > self.deadline:
-                return
-            yield batch
-
-
 def _fit(model: DCGAN, options: dict) -> History:
     """Adam(2e-4, β1=0.5) for both players, one epoch per ``train`` call so that a time budget
     (``minutes``) can end the run after any epoch; optionally a snapshot after each epoch."""
     k = int(options.get("k", 1))
     data = loader("train", "signed", batch_size=options["batch_size"] * k, seed=options["seed"],
                   subset=options.get("subset", "embedded"))
-    deadline = time.monotonic() + 60 * float(options.get("minutes") or float("inf"))
+    deadline = deadline_after(options.get("minutes"))
     snapshot = options.get("snapshot")
     opt_d, opt_g = make_optimizers(model, options["lr"], tuple(options.get("betas", (0.5, 0.999))))
     step = make_step(model, opt_d, opt_g, k, options.get("generator_loss", "nonsaturating"))
@@ -594,7 +578,7 @@ def _fit(model: DCGAN, options: dict) -> History:
         remaining = None if options.get("max_steps") is None else options["max_steps"] - len(history.steps)
         if (remaining is not None and remaining <= 0) or time.monotonic() > deadline:
             break
-        history.extend(train(model, Deadline(data, deadline), step_fn=step, epochs=1, max_steps=remaining,
+        history.extend(train(model, UntilDeadline(data, deadline), step_fn=step, epochs=1, max_steps=remaining,
                              device=options.get("device", "cpu"), seed=options["seed"] if epoch == 0 else None,
                              progress=options.get("progress", True), desc=f"DCGAN epoch {epoch + 1}",
                              eval_fn=after_epoch))

@@ -13,6 +13,7 @@ and records a :class:`History` for loss curves, with a ``tqdm`` progress bar.
 """
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,29 @@ def to_device(batch, device: torch.device):
     if isinstance(batch, Mapping):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch
+
+
+def deadline_after(minutes: float | None) -> float:
+    """A ``time.monotonic()`` deadline ``minutes`` from now (never, for None)."""
+    return math.inf if minutes is None else time.monotonic() + 60 * float(minutes)
+
+
+class UntilDeadline:
+    """Iterate over ``data`` (epoch after epoch, when reused) but stop as soon as the wall clock
+    passes ``deadline``: a time budget for long CPU runs. Training is deterministic step by step,
+    so a run cut off after N steps is the same as ``max_steps=N``; the history records N."""
+
+    def __init__(self, data, deadline: float):
+        self.data, self.deadline = data, deadline
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self):
+        for batch in self.data:
+            if time.monotonic() > self.deadline:
+                return
+            yield batch
 
 
 @dataclass

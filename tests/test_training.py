@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from lecture13.training import History, evaluate_mean, pick_device, seed_everything, train
+from lecture13.training import History, UntilDeadline, deadline_after, evaluate_mean, pick_device, seed_everything, train
 
 
 def regression_data(n=256, seed=0):
@@ -86,3 +86,12 @@ def test_helpers():
     assert evaluate_mean(nn.Identity(), data, lambda m, x: x.sum(1), device="cpu") == 2.0
     both = History(steps=[{"loss": 1.0}], seconds=1.0).extend(History(steps=[{"loss": 0.5}], seconds=2.0))
     assert both.series("loss") == [1.0, 0.5] and both.seconds == 3.0
+
+
+def test_a_time_budget_stops_training_and_no_budget_never_does():
+    data = regression_data()
+    spent = UntilDeadline(data, deadline_after(0.0))          # already past: not one step
+    history = train(nn.Linear(3, 1), spent, mse, epochs=3, progress=False)
+    assert history.steps == [] and len(spent) == len(data)
+    unlimited = train(nn.Linear(3, 1), UntilDeadline(data, deadline_after(None)), mse, epochs=3, progress=False)
+    assert len(unlimited.steps) == 3 * len(data)
