@@ -7,12 +7,13 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 NOTEBOOK ?= notebooks/00_generative_models.ipynb
 
-.PHONY: lab test unit nbval release check-release execute bench clean help
+.PHONY: lab test unit browser nbval release check-release execute bench clean help
 
 help:
 	@echo "make lab       start JupyterLab on the course (sets up $(VENV) first)"
 	@echo "make test      the whole test suite: unit tests + every notebook (nbval)"
 	@echo "make unit      unit tests only"
+	@echo "make browser   the browser tests only: every student notebook in JupyterLab in Chromium"
 	@echo "make release   rebuild the student notebooks/ from solutions/"
 	@echo "make execute   re-run every notebook in solutions/ and store its outputs"
 	@echo "make bench     measure everything the course promises into benchmarks/results.md"
@@ -36,6 +37,9 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) -p no:cacheprovider tests
+
+browser: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m browser -p no:cacheprovider tests/test_browser.py
 
 release: $(STAMP)
 	$(PY) -m lecture13 release

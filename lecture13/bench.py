@@ -17,12 +17,13 @@ the machine, its load and the date), as soon as it is measured:
 * ``comparison``  notebook 06's numbers (:func:`lecture13.comparison.measure`, the notebook's settings);
 * ``grading``     submissions graded per minute (benchmarks/bench_grading.py, which calls
                   :func:`lecture13.grading.grade`);
+* ``browser``     the browser tests (``pytest -m browser``: every student notebook run in JupyterLab
+                  in Chromium, every widget panel moved), per test and in all (benchmarks/bench_browser.py);
 
 and last "Targets": every target with the value measured for it, met or NOT MET.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import json
@@ -40,11 +41,12 @@ import torch
 from . import comparison
 from .benchmarking import REPO_ROOT, RESULTS_JSON, RESULTS_MD, markdown_table, write_section
 
-PARTS = ("notebooks", "training", "sampling", "comparison", "grading")
+PARTS = ("notebooks", "training", "sampling", "comparison", "grading", "browser")
 NOTEBOOK_TARGET_S, FIRST_NOTEBOOK_TARGET_S, COURSE_TARGET_S, SAMPLER_TARGET = 90, 60, 8 * 60, 20
 SECTIONS = {"notebooks": "Course: notebook run times", "training": "Training throughput",
             "sampling": "PixelCNN sampling: naive vs cached", "comparison": "Model comparison (notebook 06)",
-            "grading": "Grading throughput", "targets": "Targets"}
+            "grading": "Grading throughput", "browser": "Browser tests (JupyterLab in Chromium)",
+            "targets": "Targets"}
 
 
 @dataclass
@@ -98,7 +100,7 @@ def measure_notebooks(sizes: Sizes, previous=None) -> tuple[str, dict]:
     complete = [r["notebook"] for r in rows] == present
     md = (markdown_table(rows) + f"\n\nCourse total: **{total:.1f} s** for {len(rows)} notebook(s)"
           + (f" (target ≤ {COURSE_TARGET_S} s: {'met' if total <= COURSE_TARGET_S else 'NOT MET'})." if complete
-             else f" (not every notebook of solutions/ has a time: no course total)."))
+             else " (not every notebook of solutions/ has a time: no course total)."))
     md += ("\n\nEach notebook of `solutions/` runs top to bottom in a fresh kernel (a temporary copy, so the "
            "stored outputs are untouched). Targets: ≤ 90 s each, ≤ 60 s for notebook 00, ≤ 8 minutes in all.")
     return md, {"skipped": False, "rows": rows, "total_seconds": total, "complete": complete,
@@ -257,6 +259,20 @@ def measure_grading(sizes: Sizes, previous: dict | None = None) -> tuple[str, di
     return md, {"rows": rows}
 
 
+# --------------------------------------------------------------------------- browser tests
+def measure_browser(sizes: Sizes, previous: dict | None = None) -> tuple[str, dict]:
+    if sizes.quick:
+        note = ("*Not run in `--quick` mode (it runs every notebook in a browser); run "
+                "`python -m lecture13 bench --only browser`.*")
+        return note, {"skipped": True, "rows": []}
+    result = bench_script("bench_browser").time_browser_tests()
+    md = (markdown_table(result["rows"]) + f"\n\nIn all: **{result['wall_seconds']:.1f} s** for "
+          f"`pytest -m browser` ({len(result['rows'])} tests), JupyterLab and Chromium start-up included. Each "
+          "notebook test opens the student notebook in JupyterLab, runs all cells and checks every output, figure "
+          "and widget; each panel test runs its notebook again and moves every control of the panel.")
+    return md, {"skipped": False, **result}
+
+
 # --------------------------------------------------------------------------- targets
 def targets(results: dict) -> list[dict]:
     """Every target of the course with the value measured for it (from the results JSON)."""
@@ -292,7 +308,7 @@ def write_targets(md_path: Path, json_path: Path, command: str) -> list[dict]:
 
 # --------------------------------------------------------------------------- the command
 MEASURE = {"notebooks": measure_notebooks, "training": measure_training, "sampling": measure_sampling,
-           "comparison": measure_comparison, "grading": measure_grading}
+           "comparison": measure_comparison, "grading": measure_grading, "browser": measure_browser}
 
 
 def run(parts=PARTS, sizes: Sizes = FULL, md_path: Path = RESULTS_MD, json_path: Path = RESULTS_JSON,

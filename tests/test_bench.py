@@ -63,6 +63,20 @@ def test_quick_bench_measures_real_numbers(quick):
     assert grading and grading[0]["full_marks"] == "1/1" and grading[0]["submissions_per_minute"] > 0
     notebooks = results[bench.SECTIONS["notebooks"]]
     assert notebooks["skipped"] is True and notebooks["rows"] == []
+    assert results[bench.SECTIONS["browser"]]["skipped"] is True   # quick mode runs no browser
+
+
+def test_browser_timings_are_read_from_the_junit_report(tmp_path):
+    report = tmp_path / "report.xml"
+    report.write_text('<testsuites><testsuite name="pytest">'
+                      '<testcase classname="t" name="test_a[00.ipynb]" time="12.34"/>'
+                      '<testcase classname="t" name="test_b" time="1.0"><failure message="boom"/></testcase>'
+                      '<testcase classname="t" name="test_c" time="0.0"><skipped message="no chromium"/></testcase>'
+                      '</testsuite></testsuites>')
+    rows = bench.bench_script("bench_browser").rows_from_junit(report)
+    assert rows == [{"test": "test_a[00.ipynb]", "seconds": 12.3, "outcome": "passed"},
+                    {"test": "test_b", "seconds": 1.0, "outcome": "failed"},
+                    {"test": "test_c", "seconds": 0.0, "outcome": "skipped"}]
 
 
 def test_rerunning_a_part_replaces_its_section(quick):
