@@ -268,8 +268,9 @@ def measure_browser(sizes: Sizes, previous: dict | None = None) -> tuple[str, di
     result = bench_script("bench_browser").time_browser_tests()
     md = (markdown_table(result["rows"]) + f"\n\nIn all: **{result['wall_seconds']:.1f} s** for "
           f"`pytest -m browser` ({len(result['rows'])} tests), JupyterLab and Chromium start-up included. Each "
-          "notebook test opens the student notebook in JupyterLab, runs all cells and checks every output, figure "
-          "and widget; each panel test runs its notebook again and moves every control of the panel.")
+          "notebook test opens the student notebook in JupyterLab, runs all cells, checks every output, figure "
+          "and widget, and moves every control of its widget panels; the planted-panel tests show the panel check "
+          "catches a callback that throws and one that ignores its control. Load average above 2: times pessimistic.")
     return md, {"skipped": False, **result}
 
 
