@@ -37,6 +37,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 FALLBACK = "is not implemented yet"              # what exercises.check prints for a stub (then uses the reference)
 RUN_ALL_TIMEOUT_MS = 15 * 60_000                 # notebook 06 takes ~40 s on an idle 2-core CPU; CI may be busy
 
+pytest.importorskip("playwright", reason="the browser tests need Playwright: pip install -e '.[test]'")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(),
