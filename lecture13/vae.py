@@ -236,10 +236,9 @@ def _sample(model: VAE, n: int, seed: int) -> torch.Tensor:
     return model.sample(n, torch.Generator().manual_seed(seed))
 
 
-# The shipped "vae" was trained in two stages on a shared 2-core CPU (the first run was stopped to fit the
-# time available, then continued with a fresh cosine schedule); to reproduce it:
-#   python -m lecture13 train vae --epochs 30 --option stop_after=8 --out runs/vae_stage1.pt
-#   python -m lecture13 train vae --ship --epochs 8 --lr 8e-4 --option init=runs/vae_stage1.pt
+# The shipped "vae": `python -m lecture13 train vae --ship` (150 epochs, 62 min on one core of a 2-core CPU;
+# the manifest records the exact command). Its training −ELBO ends near 110 nats and its test −ELBO near 121:
+# with 1M parameters it overfits 60,000 images, so more epochs alone will not reach much lower test numbers.
 register_recipe(Recipe(
     name="vae",
     description="VAE, 32-d latent, conv encoder, MLP Bernoulli decoder, binarized Fashion-MNIST",
@@ -247,7 +246,7 @@ register_recipe(Recipe(
     fit=_fit("vae"),
     evaluate=_evaluate(ks_full=(1, 10, 100, 1000), ks_embedded=(1, 10, 100)),
     sample=_sample,
-    defaults={"epochs": 30, "lr": 1e-3, "batch_size": 128},
+    defaults={"epochs": 150, "lr": 1e-3, "batch_size": 128},
 ))
 
 register_recipe(Recipe(
