@@ -220,7 +220,7 @@ def measure_comparison(sizes: Sizes, previous: dict | None = None) -> tuple[str,
     models = comparison.load()
     result = comparison.measure(models, settings)
     data = {"settings": vars(settings), "models": result.rows, "sampler": result.sampler,
-            "floors": result.floors, "claims": comparison.claims(result),
+            "floors": result.floors, "sharpness": result.sharpness, "claims": comparison.claims(result),
             "not_shipped": [c.name for c in comparison.CONTENDERS if c.name not in models]}
     md = comparison.markdown(result)
     if sizes.frechet_samples and result.samples:

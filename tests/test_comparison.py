@@ -133,10 +133,13 @@ def test_interpolation_endpoints_and_models_without_a_latent():
 def test_measure_table_figure_and_claims_on_tiny_models(classifier):
     models = {name: (model, {"recipe": name, "train_seconds": 10.0, "steps": 5, "options": {"batch_size": 8}})
               for name, model in tiny_models().items()}
-    settings = comparison.Settings(test_images=20, iw_k=3, samples=4, naive_rows=1, floor_draws=2, interpolation_steps=3)
+    settings = comparison.Settings(test_images=20, iw_k=3, samples=4, naive_rows=1, floor_draws=2, interpolation_steps=3,
+                                   sharpness_images=8)
     result = comparison.measure(models, settings, verbose=False, classifier=classifier)
     assert [r["name"] for r in result.rows] == ["factorized", "pixelcnn", "vae", "dcgan"]
     assert all(r["frechet"]["samples"] == 4 for r in result.rows)
+    assert result.sharpness["images"] == settings.sharpness_images and result.sharpness["floor"]["n"] == settings.sharpness_images
+    assert result.sharpness["vae"] > 0 and result.sharpness["dcgan"] > 0
     assert result.sampler["same_samples"] and result.sampler["naive_extrapolated"]
     text = comparison.markdown(result)
     for label in ("Factorized", "PixelCNN", "VAE", "DCGAN", "no likelihood", "≤ ", "floor"):
@@ -159,11 +162,13 @@ def test_claims_follow_the_numbers():
     good = comparison.Comparison(rows=[row("factorized", "exact", 380, 0.01, 8), row("pixelcnn", "exact", 90, 5.0, 2, 100),
                                        row("pixelrnn", "exact", 92, 6.0, 2, 10), row("vae", "bound", 100, 0.01, 3),
                                        row("dcgan", "none", None, 0.01, 1.5)])
+    good.sharpness = {"images": 100, "floor": {"mean": 7.0}, "vae": 140.0, "dcgan": 85.0}
     holds = [c["holds"] for c in comparison.claims(good)]
     assert holds[0] and holds[1] and holds[2] and holds[4] and holds[5]
     bad = comparison.Comparison(rows=[row("factorized", "exact", 380, 0.01, 8), row("pixelcnn", "exact", 120, 0.05, 2, 5),
                                       row("pixelrnn", "exact", 130, 6.0, 2, 10), row("vae", "bound", 100, 0.01, 3),
                                       row("dcgan", "none", None, 0.01, 4)])
+    bad.sharpness = {"images": 100, "floor": {"mean": 7.0}, "vae": 85.0, "dcgan": 140.0}
     holds = [c["holds"] for c in comparison.claims(bad)]
     assert holds[0] is False and holds[2] is False and holds[4] is False and holds[5] is False
 
