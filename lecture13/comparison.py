@@ -269,12 +269,13 @@ def frechet_scores(samples: dict[str, torch.Tensor], spaces: dict[str, str], flo
 
 @torch.no_grad()
 def sharpness(vae: VAE, gan: GANBase, n: int = 1000, floor_draws: int = 5, seed: int = 0, classifier=None) -> dict:
-    """"VAE samples are blurry, GAN samples sharp", measured in one space: the VAE's decoder means
+    """The claim "VAE samples are blurry, GAN samples sharp", measured in one space: the decoder means
     σ(decoder(z)) (the picture a VAE is known by; its Bernoulli draws are speckled, not blurry) and
     the DCGAN's samples, ``n`` of each, are both grayscale images in [0, 1], so both are scored
     against the same grayscale test images and share one real-vs-real floor. (The table scores
     each model in its own space at 64 samples, where the two floors differ and each is noisy.)"""
-    vae.eval(), gan.eval()
+    vae.eval()
+    gan.eval()
     images = {"vae": vae.sample(n, torch.Generator().manual_seed(seed), probabilities=True),
               "dcgan": signed_to_unit(gan.sample(n, torch.Generator().manual_seed(seed)))}
     scores, floors = frechet_scores(images, {"vae": "unit", "dcgan": "unit"}, floor_draws, seed, classifier)
