@@ -96,14 +96,38 @@ def test_targets_not_met_are_reported():
             {"notebook": "02_autoencoders.ipynb", "seconds": 95.0}]},
         bench.SECTIONS["sampling"]: {"ratio": 12.0, "images": 64, "size": "28×28", "at_target_size": True},
     }
-    met = {row["target"]: row["met"] for row in bench.targets(results)}
+    met = {row["target"]: row["met"] for row in bench.targets(results, manifest={})}
     assert met == {"00_generative_models.ipynb ≤ 60 s": False, "01_autoregressive_models.ipynb ≤ 90 s": True,
                    "02_autoencoders.ipynb ≤ 90 s": False, "whole course ≤ 480 s": False,
-                   "PixelCNN cached sampler ≥ 20× naive at 64 images": False}
+                   "PixelCNN cached sampler ≥ 20× naive at 64 images": False,
+                   # nothing shipped (an empty manifest): reported as not measured, never as met
+                   "Gated PixelCNN NLL ≤ 95 nats (full test set)": None, "VAE −L_1000 ≤ 108 nats (full test set)": None,
+                   "feature classifier accuracy ≥ 0.90 (full test set)": None}
     results[bench.SECTIONS["sampling"]]["ratio"] = 25.0
     results[bench.SECTIONS["notebooks"]]["complete"] = False  # a partial run has no course total
-    met = {row["target"]: row["met"] for row in bench.targets(results)}
+    met = {row["target"]: row["met"] for row in bench.targets(results, manifest={})}
     assert met["PixelCNN cached sampler ≥ 20× naive at 64 images"] is True and "whole course ≤ 480 s" not in met
+
+
+def test_the_shipped_weights_targets_follow_the_manifest():
+    """Planted manifests: each model target flips with its recorded metric; a missing one is not met."""
+    def entry(size, **full_test):
+        return {"bytes": size, "metrics": {"full_test": full_test}}
+
+    good = {"gated_pixelcnn": entry(500_000, nll_nats=94.9), "vae": entry(4_000_000, iw_nll_k1000=107.5),
+            "classifier": entry(1_000_000, accuracy=0.91)}
+    assert all(row["met"] for row in bench.checkpoint_targets(good))
+    bad = {"gated_pixelcnn": entry(500_000, nll_nats=101.0), "vae": entry(6_000_000, iw_nll_k1000=114.2),
+           "classifier": entry(1_000_000, accuracy=0.89)}
+    rows = bench.checkpoint_targets(bad)
+    assert [row["met"] for row in rows] == [False, False, False, False]
+    assert rows[0]["measured"].startswith("101.0 nats") and "vae, 6.00 MB" in rows[-1]["measured"]
+    missing = {row["target"]: row["met"] for row in bench.checkpoint_targets({"vae": entry(10, neg_elbo=120.0)})}
+    assert missing["Gated PixelCNN NLL ≤ 95 nats (full test set)"] is None
+    assert missing["VAE −L_1000 ≤ 108 nats (full test set)"] is None
+    # the real manifest is read by default: its rows are in the Targets section
+    assert {"Gated PixelCNN NLL ≤ 95 nats (full test set)", "every shipped checkpoint < 5 MB"} <= {
+        row["target"] for row in bench.targets({})}
 
 
 def test_a_failing_part_is_written_as_not_measured(tmp_path, monkeypatch):
