@@ -174,3 +174,34 @@ def pretrained(name: str, with_meta: bool = False, map_location: str | torch.dev
     entry = manifest[name]
     model, meta = load_checkpoint(WEIGHTS_DIR / entry["file"], sha256=entry["sha256"], map_location=map_location)
     return (model, meta) if with_meta else model
+
+
+# --------------------------------------------------------------------------- the README's table of shipped weights
+def headline_metric(metrics: dict[str, Any]) -> str:
+    """The one number a reader wants from a checkpoint's full-test metrics, with its unit."""
+    m = metrics.get("full_test", {})
+    if "nll_nats" in m:
+        return f"NLL {m['nll_nats']:.1f} nats ({m['bits_per_dim']:.3f} bits/dim)"
+    if "iw_k" in m:
+        k = m["iw_k"]
+        return f"−L_{k} {m[f'iw_nll_k{k}']:.1f} nats (−ELBO {m['neg_elbo']:.1f})"
+    if "l2_per_image" in m:
+        return f"reconstruction error {m['l2_per_image']:.2f} per image (L2)"
+    if "accuracy" in m:
+        return f"accuracy {m['accuracy']:.2%}"
+    if "frechet_distance" in m:
+        return f"Fréchet distance {m['frechet_distance']:.1f} ({m['samples']:,} samples)"
+    return "—"
+
+
+def weights_table(manifest: dict[str, dict] | None = None) -> str:
+    """A markdown table of the shipped checkpoints: what each is, its full-test-set metric as
+    recorded when it was trained, its size and its training time."""
+    manifest = read_manifest() if manifest is None else manifest
+    lines = ["| name | model | full test set (recorded) | size | trained |", "|---|---|---|---|---|"]
+    for name, entry in sorted(manifest.items()):
+        minutes = entry.get("train_seconds", 0) / 60
+        took = f"{minutes:.0f} min" if minutes >= 1 else "< 1 min"
+        lines.append(f"| `{name}` | {entry['model']} | {headline_metric(entry.get('metrics', {}))} | "
+                     f"{entry['bytes'] / 1e6:.2f} MB | {took}, {entry.get('device', 'cpu')} |")
+    return "\n".join(lines)

@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 
 from . import course
+from .checkpoints import weights_table
 
 BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
 BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
@@ -113,22 +114,27 @@ def student_version(nb, filename: str = "notebook"):
     return released
 
 
-README_START, README_END = "<!-- notebooks:start -->", "<!-- notebooks:end -->"
+def _with_block(text: str, name: str, body: str) -> str:
+    """``text`` with what stands between ``<!-- name:start -->`` and ``<!-- name:end -->`` replaced by ``body``."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in text or end not in text:
+        raise ReleaseError(f"README has no {start} … {end} markers for the {name} table")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
 
 
-def readme_with_table(text: str, present: set[str] | None = None) -> str:
-    """The README with its notebook table (between the markers) regenerated from lecture13.course."""
-    if README_START not in text or README_END not in text:
-        raise ReleaseError(f"README has no {README_START} … {README_END} markers for the notebook table")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    return f"{head}{README_START}\n{course.readme_notebook_table(present)}\n{README_END}{tail}"
+def readme_with_tables(text: str, present: set[str] | None = None) -> str:
+    """The README with its generated tables regenerated: the notebooks (from lecture13.course, only
+    those in ``present`` when given) and the shipped weights (from lecture13/weights/manifest.json)."""
+    text = _with_block(text, "notebooks", course.readme_notebook_table(present))
+    return _with_block(text, "weights", weights_table())
 
 
 def release(solutions: Path | str = "solutions", notebooks: Path | str = "notebooks",
             check_only: bool = False, readme: Path | str | None = "README.md") -> list[str]:
     """Write ``notebooks/X`` for every ``solutions/X.ipynb``; stamp the course cells in the
-    sources and the README's notebook table too. With ``check_only`` nothing is written;
+    sources and the README's notebook and weights tables too. With ``check_only`` nothing is written;
     returns the files that are out of date."""
     solutions, notebooks = Path(solutions), Path(notebooks)
     stale: list[str] = []
@@ -140,7 +146,7 @@ def release(solutions: Path | str = "solutions", notebooks: Path | str = "notebo
         raise ReleaseError(f"{sorted(unknown)} not listed in lecture13.course.NOTEBOOKS; add a line for each")
     if readme is not None and Path(readme).exists():
         text = Path(readme).read_text()
-        fresh = readme_with_table(text, {p.name for p in sources})
+        fresh = readme_with_tables(text, {p.name for p in sources})
         if fresh != text:
             stale.append(str(readme))
             if not check_only:

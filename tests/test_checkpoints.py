@@ -104,3 +104,23 @@ def test_factorized_checkpoint_reproduces_its_recorded_nll():
         measured = model.nll(x).double().mean().item()
     assert measured == pytest.approx(meta["metrics"]["embedded_test"]["nll_nats"], abs=0.01)
     assert meta["metrics"]["full_test"]["nll_nats"] == pytest.approx(383.1, abs=0.5)
+
+
+def test_weights_table_lists_every_entry_with_its_headline_metric():
+    planted = {
+        "ar": {"model": "PixelCNN", "bytes": 184_433, "train_seconds": 2400, "device": "cpu",
+               "metrics": {"full_test": {"nll_nats": 111.75, "bits_per_dim": 0.2056}}},
+        "latent": {"model": "VAE", "bytes": 4_130_573, "train_seconds": 30, "device": "cuda",
+                   "metrics": {"full_test": {"neg_elbo": 120.58, "iw_nll_k1000": 114.2, "iw_k": 1000}}},
+        "probe": {"model": "FeatureClassifier", "bytes": 10, "metrics": {"full_test": {"accuracy": 0.9209}}},
+        "odd": {"model": "Thing", "bytes": 10, "metrics": {}},
+    }
+    rows = checkpoints.weights_table(planted).splitlines()[2:]
+    assert rows == [
+        "| `ar` | PixelCNN | NLL 111.8 nats (0.206 bits/dim) | 0.18 MB | 40 min, cpu |",
+        "| `latent` | VAE | −L_1000 114.2 nats (−ELBO 120.6) | 4.13 MB | < 1 min, cuda |",
+        "| `odd` | Thing | — | 0.00 MB | < 1 min, cpu |",
+        "| `probe` | FeatureClassifier | accuracy 92.09% | 0.00 MB | < 1 min, cpu |",
+    ]
+    shipped = checkpoints.weights_table()
+    assert all(f"| `{name}` |" in shipped for name in checkpoints.available())

@@ -99,3 +99,13 @@ def test_each_exercise_solution_passes_and_the_stub_fails(path, answer, test):
     # Outside grading the stub falls back to the reference and says so.
     out = run_exercise(nb, release.strip_solution(answer), test.split("### BEGIN HIDDEN TESTS")[0], grading=False)
     assert "not implemented yet" in out and "reference implementation" in out
+
+
+def test_readme_tables_are_regenerated_between_their_markers():
+    text = "intro\n<!-- notebooks:start -->\nold\n<!-- notebooks:end -->\nmiddle\n<!-- weights:start -->\nold\n<!-- weights:end -->\nend\n"
+    fresh = release.readme_with_tables(text)
+    assert fresh.startswith("intro\n") and "\nmiddle\n" in fresh and fresh.endswith("end\n") and "\nold\n" not in fresh
+    assert "| `gated_pixelcnn` | GatedPixelCNN |" in fresh and "00_generative_models.ipynb" in fresh
+    assert release.readme_with_tables(fresh) == fresh
+    with pytest.raises(ReleaseError, match="weights:start"):
+        release.readme_with_tables(text.replace("<!-- weights:start -->", ""))
