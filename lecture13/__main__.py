@@ -97,6 +97,8 @@ def cmd_train(args) -> int:
                                          "train_seconds": meta["train_seconds"], "device": options["device"],
                                          "metrics": metrics, "bytes": out.stat().st_size})
     print(f"saved {out} (sha256 {sha[:16]}…)")
+    if args.ship:
+        print("the manifest changed: run `python -m lecture13 release` to refresh the README's weights table")
     return 0
 
 
