@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .autoregressive import AutoregressiveModel, PixelCNN
+from .autoregressive import AutoregressiveModel
 from .checkpoints import CheckpointError, pretrained
 from .data import tensors
 from .factorized import FactorizedBernoulli
@@ -484,7 +484,6 @@ def claims(result: Comparison) -> list[dict]:
     ar = [n for n in ("pixelcnn", "gated_pixelcnn", "pixelrnn") if n in row]
     best_ar = min(ar, key=lambda n: row[n]["likelihood"]["nats"]) if ar else "pixelcnn"
     bpd = lambda n: row[n]["likelihood"]["bits_per_dim"]  # noqa: E731
-    fd = lambda n: row[n]["frechet"]["ratio_to_floor"]  # noqa: E731
     claim("Autoregressive models: exact likelihood, and the best one (lower NLL than the VAE's bound and the baseline)",
           (best_ar, "vae", "factorized"), lambda: bpd(best_ar) < bpd("vae") and bpd(best_ar) < bpd("factorized"),
           lambda: f"{BY_NAME[best_ar].label} {bpd(best_ar):.4f} vs VAE ≤ {bpd('vae'):.4f} vs factorized {bpd('factorized'):.4f} bits/dim")
