@@ -40,6 +40,7 @@ import torch
 
 from . import comparison
 from .benchmarking import REPO_ROOT, RESULTS_JSON, RESULTS_MD, markdown_table, write_section
+from .checkpoints import read_manifest
 
 PARTS = ("notebooks", "training", "sampling", "comparison", "grading", "browser")
 NOTEBOOK_TARGET_S, FIRST_NOTEBOOK_TARGET_S, COURSE_TARGET_S, SAMPLER_TARGET = 90, 60, 8 * 60, 20
@@ -305,8 +306,6 @@ def checkpoint_targets(manifest: dict[str, dict]) -> list[dict]:
 def targets(results: dict, manifest: dict[str, dict] | None = None) -> list[dict]:
     """Every target of the course with the value measured for it (from the results JSON, and for the
     shipped weights from ``manifest``, by default the package's own)."""
-    from .checkpoints import read_manifest
-
     rows = []
     nb = results.get(SECTIONS["notebooks"], {})
     for r in nb.get("rows", []):
