@@ -200,8 +200,9 @@ def fit_by_epochs(model: nn.Module, data, loss_fn, options: dict, snapshot=None)
     a long run can be inspected or continued.
 
     Options beyond the usual: ``init`` (a checkpoint file to start from: a run in two stages),
-    ``stop_after`` (stop after that many epochs, keeping the schedule of ``epochs``) and
-    ``time_budget_s`` (stop after the epoch in which the budget runs out)."""
+    ``stop_after`` (stop after that many epochs, keeping the schedule of ``epochs``),
+    ``time_budget_s`` (stop after the epoch in which the budget runs out) and ``precision``
+    ("fp32" or "bf16", see :func:`lecture13.training.autocast`)."""
     import time
 
     if options.get("init"):
@@ -217,7 +218,7 @@ def fit_by_epochs(model: nn.Module, data, loss_fn, options: dict, snapshot=None)
             group["lr"] = epoch_lr(options, epoch)
         run = train(model, data, loss_fn, optimizer=optimizer, epochs=1, device=options.get("device", "cpu"),
                     seed=options["seed"] if epoch == 0 else None, max_steps=options.get("max_steps"),
-                    progress=options.get("progress", True), desc=f"epoch {epoch + 1}/{options['epochs']}")
+                    precision=options.get("precision", "fp32"), progress=options.get("progress", True), desc=f"epoch {epoch + 1}/{options['epochs']}")
         for row in run.steps:
             row["epoch"] = epoch
         for row in run.epochs:

@@ -368,7 +368,8 @@ def _fit(model: AutoregressiveModel, options: dict) -> History:
     optimizer = torch.optim.Adam(model.parameters(), lr=options["lr"])
     half_life = options.get("lr_half_life", 2.0) * len(data)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** (step / half_life))
-    update = gradient_step(model, nll_loss, optimizer, grad_clip=options.get("grad_clip"))
+    update = gradient_step(model, nll_loss, optimizer, grad_clip=options.get("grad_clip"),
+                           precision=options.get("precision", "fp32"))
     snapshot, every, steps = options.get("snapshot"), options.get("snapshot_every", 200), [0]
 
     def step(batch: torch.Tensor) -> dict[str, float]:

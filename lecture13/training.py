@@ -120,13 +120,35 @@ def _split_loss(output: LossOutput) -> tuple[torch.Tensor, dict[str, float]]:
     return loss, {"loss": float(loss.detach()), **parts}
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(model: nn.Module, precision: str = "fp32"):
+    """A context in which the forward pass runs in ``precision``.
+
+    "bf16" runs matrix products and convolutions in bfloat16 (weights, gradients and the
+    optimizer stay float32; losses such as BCE are autocast back to float32). On a CPU with
+    AVX-512 BF16 this roughly doubles training throughput (see benchmarks/); evaluation and the
+    recorded metrics always run in float32.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    device_type = next(model.parameters()).device.type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def gradient_step(model: nn.Module, loss_fn: Callable[[nn.Module, object], LossOutput],
-                  optimizer: torch.optim.Optimizer, grad_clip: float | None = None) -> Callable:
-    """The ordinary update, as a step function: loss, backward, (clip), optimizer step."""
+                  optimizer: torch.optim.Optimizer, grad_clip: float | None = None,
+                  precision: str = "fp32") -> Callable:
+    """The ordinary update, as a step function: loss (in ``precision``), backward, (clip), step."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
     def step(batch) -> dict[str, float]:
         optimizer.zero_grad(set_to_none=True)
-        loss, logged = _split_loss(loss_fn(model, batch))
+        with autocast(model, precision):
+            output = loss_fn(model, batch)
+        loss, logged = _split_loss(output)
         loss.backward()
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -140,7 +162,7 @@ def train(model: nn.Module, data: Iterable, loss_fn: Callable[[nn.Module, object
           step_fn: Callable[[object], Mapping[str, float]] | None = None,
           optimizer: torch.optim.Optimizer | None = None, lr: float = 1e-3,
           epochs: int = 1, max_steps: int | None = None, device: str | torch.device | None = "auto",
-          seed: int | None = 0, grad_clip: float | None = None,
+          seed: int | None = 0, grad_clip: float | None = None, precision: str = "fp32",
           eval_fn: Callable[[nn.Module], Mapping[str, float]] | None = None,
           progress: bool = True, desc: str | None = None) -> History:
     """Train ``model`` on ``data`` (any iterable of batches, typically a DataLoader).
@@ -149,6 +171,7 @@ def train(model: nn.Module, data: Iterable, loss_fn: Callable[[nn.Module, object
     ``step_fn``. ``max_steps`` stops early (for short runs in notebooks); ``eval_fn(model)``
     runs after each epoch (in eval mode, without gradients) and its numbers go into
     ``history.epochs``. ``seed`` seeds everything first, so a notebook's run is repeatable.
+    ``precision="bf16"`` runs the forward pass of ``loss_fn`` under :func:`autocast`.
     """
     if (loss_fn is None) == (step_fn is None):
         raise ValueError("give exactly one of loss_fn (a loss to minimise) or step_fn (a whole update)")
@@ -158,7 +181,7 @@ def train(model: nn.Module, data: Iterable, loss_fn: Callable[[nn.Module, object
     model.to(device)
     if step_fn is None:
         optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
-        step_fn = gradient_step(model, loss_fn, optimizer, grad_clip)
+        step_fn = gradient_step(model, loss_fn, optimizer, grad_clip, precision)
     try:
         total = epochs * len(data)  # type: ignore[arg-type]
     except TypeError:

@@ -87,3 +87,13 @@ def test_linear_autoencoder_is_optimal_and_improves_with_size(images):
         other, _ = torch.linalg.qr(basis + 0.1 * torch.randn(784, d, dtype=torch.float64, generator=torch.Generator().manual_seed(d)))
         assert ae.linear_reconstruction_error(x, mean, other).mean() > errors[-1]
     assert errors[0] > errors[1] > errors[2]
+
+
+def test_fit_by_epochs_passes_the_precision_to_the_training_loop(images):
+    x = list(images[0][:64].split(32))
+    options = {"epochs": 1, "lr": 1e-3, "seed": 0, "progress": False, "device": "cpu"}
+    model = ae.Autoencoder(latent_dim=4, channels=4, hidden=16)
+    history = ae.fit_by_epochs(model, x, ae.autoencoder_loss, {**options, "precision": "bf16"})
+    assert len(history.steps) == 2
+    with pytest.raises(ValueError, match="precision must be one of"):
+        ae.fit_by_epochs(model, x, ae.autoencoder_loss, {**options, "precision": "fp16"})

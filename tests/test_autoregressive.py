@@ -196,3 +196,12 @@ def test_exercise_properties_catch_planted_bugs():
             lambda m, u: torch.bernoulli(torch.full_like(u, 0.5)))
     with pytest.raises(AssertionError, match="wrong way round"):
         samples_are_binary_and_use_the_uniforms(lambda m, u: (u >= 0.5).float())
+
+
+def test_recipe_fit_trains_in_bf16_and_refuses_an_unknown_precision():
+    options = {"epochs": 1, "batch_size": 16, "lr": 1e-3, "seed": 0, "max_steps": 3, "subset": "embedded",
+               "progress": False, "precision": "bf16"}
+    history = ar._fit(ar.GatedPixelCNN(channels=8, layers=2), options)
+    assert len(history.steps) == 3 and all(math.isfinite(row["loss"]) for row in history.steps)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        ar._fit(ar.GatedPixelCNN(channels=8, layers=2), {**options, "precision": "fp16"})

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from lecture13.training import History, UntilDeadline, deadline_after, evaluate_mean, pick_device, seed_everything, train
+from lecture13.training import (History, UntilDeadline, deadline_after, evaluate_mean, gradient_step, pick_device,
+                                seed_everything, train)
 
 
 def regression_data(n=256, seed=0):
@@ -95,3 +96,40 @@ def test_a_time_budget_stops_training_and_no_budget_never_does():
     assert history.steps == [] and len(spent) == len(data)
     unlimited = train(nn.Linear(3, 1), UntilDeadline(data, deadline_after(None)), mse, epochs=3, progress=False)
     assert len(unlimited.steps) == 3 * len(data)
+
+
+@pytest.mark.parametrize("precision, forward_dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_precision_sets_the_forward_dtype_and_keeps_weights_float32(precision, forward_dtype):
+    seen = []
+
+    def recording_mse(model, batch):
+        out = model(batch[0])
+        seen.append(out.dtype)
+        return ((out.float() - batch[1]) ** 2).mean()
+
+    model = nn.Linear(3, 1)
+    history = train(model, regression_data(), recording_mse, lr=0.05, epochs=20, precision=precision,
+                    progress=False, device="cpu")
+    assert set(seen) == {forward_dtype}
+    assert model.weight.dtype == torch.float32 and model.weight.grad.dtype == torch.float32
+    losses = history.series("loss")
+    assert losses[-1] < 0.02 * losses[0]          # bf16 still fits the line (to bf16's precision)
+
+
+def test_bf16_gradient_is_close_to_the_float32_one():
+    seed_everything(0)
+    model = nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 1))
+    batch = regression_data()[0]
+    grads = {}
+    for precision in ("fp32", "bf16"):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)     # lr 0: weights stay put
+        gradient_step(model, lambda m, b: ((m(b[0]).float() - b[1]) ** 2).mean(), optimizer,
+                      precision=precision)(batch)
+        grads[precision] = torch.cat([p.grad.flatten() for p in model.parameters()])
+    relative = (grads["bf16"] - grads["fp32"]).norm() / grads["fp32"].norm()
+    assert 0 < relative < 0.05        # not bit-identical (bf16 really ran), yet the same direction
+
+
+def test_unknown_precision_is_explained():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        train(nn.Linear(3, 1), regression_data(), mse, precision="fp16", progress=False)
