@@ -133,3 +133,6 @@ def test_bf16_gradient_is_close_to_the_float32_one():
 def test_unknown_precision_is_explained():
     with pytest.raises(ValueError, match="precision must be one of"):
         train(nn.Linear(3, 1), regression_data(), mse, precision="fp16", progress=False)
+    with pytest.raises(ValueError, match="precision applies to loss_fn"):
+        train(nn.Linear(3, 1), regression_data(), step_fn=lambda batch: {"loss": 0.0}, precision="bf16",
+              progress=False)
