@@ -34,7 +34,7 @@ MODELS = {
 }
 
 
-def time_steps(model, loss_fn, batch, repeats: int) -> dict:
+def time_steps(model, loss_fn, batch, repeats: int) -> tuple[dict, dict]:
     """Median seconds per step in each precision (interleaved), and the loss each gives on ``batch``."""
     seconds = {"fp32": [], "bf16": []}
     for rep in range(repeats + 1):                       # the first round is a warm-up
