@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from lecture13 import vae
 from lecture13.data import tensors
+from lecture13.likelihood import bernoulli_log_likelihood
 from lecture13.training import train
 
 
@@ -159,3 +160,101 @@ def test_iw_log_likelihood_matches_the_formula_term_by_term(small_batch):
         expected = torch.log(torch.exp((log_px_z + prior - q).double() - (log_px_z + prior - q).double().max(0).values).mean(0)) \
             + (log_px_z + prior - q).double().max(0).values
     assert torch.allclose(got.double(), expected, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- the PixelVAE (local autoregressive decoder)
+def _pixelvae(seed=0, kernel_size=5):
+    torch.manual_seed(seed)
+    model = vae.PixelVAE(latent_dim=4, channels=8, hidden=32, context_channels=6, kernel_size=kernel_size)
+    with torch.no_grad():
+        model.decoder.out_weight.normal_()   # starts at zero (the plain VAE); make the context matter
+    return model.eval()
+
+
+@pytest.mark.parametrize("r,c", [(0, 0), (10, 10), (27, 27)])
+def test_pixelvae_logits_depend_only_on_earlier_pixels(small_batch, r, c):
+    """Flipping pixel (r, c) may change the logits of later pixels within the window, never of (r, c) or earlier."""
+    model = _pixelvae(kernel_size=5)
+    z = torch.randn(8, 4)
+    flipped = small_batch.clone()
+    flipped[:, 0, r, c] = 1 - flipped[:, 0, r, c]
+    changed = (model.decode(z, small_batch) - model.decode(z, flipped)).abs().amax(dim=(0, 1)) > 0   # (28, 28)
+    order = torch.arange(28 * 28).view(28, 28)
+    assert not changed[order <= order[r, c]].any()
+    if (r, c) != (27, 27):
+        assert changed.any()                                     # the context really is used
+        rows, cols = torch.nonzero(changed, as_tuple=True)
+        assert (rows - r).abs().max() <= 2 and (cols - c).abs().max() <= 2   # only inside the 5×5 window
+
+
+def test_pixelvae_sampler_follows_its_own_conditionals():
+    """The sequential sampler and the parallel pass agree: pixel i is 1 exactly when u_i < σ(l_i(x_<i, z))."""
+    model = _pixelvae(seed=1)
+    samples = model.sample(5, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)                             # the same draws, in the same order
+    z, u = torch.randn(5, 4, generator=g), torch.rand(5, 1, 28, 28, generator=g)
+    assert samples.shape == (5, 1, 28, 28) and set(samples.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(samples, (u < torch.sigmoid(model.decode(z, samples))).float())
+
+
+def test_pixelvae_starts_as_the_plain_vae_and_explains_misuse(small_batch):
+    torch.manual_seed(0)
+    model = vae.PixelVAE(latent_dim=4, channels=8, hidden=32)
+    z = torch.randn(3, 8, 4)
+    assert torch.equal(model.decode(z, small_batch), model.decoder.mlp(z))     # the context's output weight is 0
+    with pytest.raises(ValueError, match="decode\\(z, x\\)"):
+        model.decode(z)
+    with pytest.raises(ValueError, match="no per-pixel probability"):
+        model.sample(2, probabilities=True)
+    with pytest.raises(ValueError, match="odd"):
+        vae.PixelVAE(kernel_size=4)
+
+
+def test_pixelvae_iw_bound_is_above_its_elbo_and_independent_of_the_chunk(small_batch):
+    model = _pixelvae(seed=2)
+    elbo = vae.elbo(model, small_batch, torch.Generator().manual_seed(0)).mean()
+    a = vae.iw_log_likelihood(model, small_batch, k=60, generator=torch.Generator().manual_seed(3), chunk=7)
+    b = vae.iw_log_likelihood(model, small_batch, k=60, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(a, b, atol=1e-3) and a.mean() > elbo
+
+
+def test_free_bits_kl_floors_each_dimension_and_stops_its_gradient():
+    mu = torch.tensor([[3.0, 0.1], [3.0, -0.1]], requires_grad=True)    # dim 0: KL 4.5, dim 1: KL 0.005
+    logvar = torch.zeros(2, 2)
+    loss = vae.free_bits_kl(mu, logvar, nats_per_dim=0.5)
+    assert torch.isclose(loss, torch.tensor(4.5 + 0.5))
+    loss.backward()
+    assert (mu.grad[:, 0] != 0).all() and (mu.grad[:, 1] == 0).all()    # a dimension under λ is free
+    # with λ = 0 it is the ordinary KL, averaged over the batch
+    assert torch.isclose(vae.free_bits_kl(mu, logvar, 0.0), vae.gaussian_kl(mu, logvar).mean())
+
+
+def test_free_bits_loss_reports_the_true_elbo_parts(small_batch):
+    model = _pixelvae(seed=3)
+    torch.manual_seed(0)
+    out = vae.free_bits_loss(0.5)(model, small_batch)
+    assert set(out) == {"loss", "recon", "kl"}
+    assert out["loss"] >= out["recon"] + out["kl"] - 1e-4            # Σ_j max(λ, KL_j) ≥ Σ_j KL_j
+    assert out["loss"] >= out["recon"] + 4 * 0.5 - 1e-4              # at least λ per latent dimension
+    assert out["kl"] < 4 * 0.5                                         # an untrained encoder: the floor is what counts
+
+
+def test_pixelvae_training_lowers_the_loss_and_uses_the_context():
+    x, _ = tensors("train", "binary", limit=512)
+    torch.manual_seed(0)
+    model = vae.PixelVAE(latent_dim=8, channels=8, hidden=128, context_channels=8, kernel_size=5)
+    history = train(model, list(x.split(64)), vae.free_bits_loss(0.25), epochs=4, lr=2e-3, progress=False, device="cpu")
+    losses = history.series("loss")
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 50
+    assert model.decoder.out_weight.abs().sum() > 0                    # the context's weight left zero
+
+
+@pytest.mark.parametrize("make", [lambda: vae.VAE(latent_dim=4, channels=8, hidden=32), lambda: _pixelvae(seed=4)])
+def test_pixel_nll_sums_to_the_reconstruction_term(small_batch, make):
+    torch.manual_seed(0)
+    model = make().eval()
+    costs = vae.pixel_nll(model, small_batch, torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        logits, mu, logvar = model(small_batch, generator=torch.Generator().manual_seed(5))
+    assert costs.shape == small_batch.shape and (costs >= 0).all()
+    assert torch.allclose(costs.flatten(1).sum(1), -bernoulli_log_likelihood(logits, small_batch), atol=1e-3)
