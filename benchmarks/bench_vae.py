@@ -4,7 +4,7 @@
 
 Writes the "autoencoders and VAEs" section of benchmarks/results.md / results.json:
 
-* the shipped VAEs' −ELBO and importance-weighted bounds −L_K on the embedded test subset, measured
+* the shipped VAEs' (vae, pixelvae, vae2d) −ELBO and importance-weighted bounds −L_K on the embedded test subset, measured
   here for several K, next to the numbers recorded in their checkpoints on the full test set, the
   factorized baseline and (when shipped) PixelCNN's exact NLL;
 * the shipped autoencoder's reconstruction error, and linear-probe accuracies (raw pixels vs.
@@ -33,7 +33,7 @@ NOTEBOOKS = ("02_autoencoders.ipynb", "03_variational_autoencoders.ipynb")
 def likelihood_rows(ks: list[int], images: int) -> list[dict]:
     x, _ = data.tensors("test", "binary", limit=images)
     rows = []
-    for name in ("vae", "vae2d"):
+    for name in ("vae", "pixelvae", "vae2d"):
         if name not in available():
             continue
         model, meta = pretrained(name, with_meta=True)
@@ -46,7 +46,7 @@ def likelihood_rows(ks: list[int], images: int) -> list[dict]:
             rows.append({"model": name, "quantity": label, f"embedded ({len(x)} images)": value,
                          "full test (recorded)": full.get(key, "")})
         print(f"{name}: {measured} ({seconds:.0f} s)", flush=True)
-    for name in ("factorized", "pixelcnn"):
+    for name in ("factorized", "pixelcnn", "gated_pixelcnn"):
         if name in available():
             metrics = pretrained(name, with_meta=True)[1]["metrics"]
             rows.append({"model": name, "quantity": "exact NLL", f"embedded ({len(x)} images)":

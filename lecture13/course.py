@@ -17,7 +17,8 @@ NOTEBOOKS = (
     ("02_autoencoders.ipynb", "Autoencoders",
      "encoder, latent features, decoder; latent size; features for a classifier with few labels"),
     ("03_variational_autoencoders.ipynb", "Variational autoencoders",
-     "the ELBO derived and checked numerically, the reparameterization trick, importance-weighted likelihood"),
+     "the ELBO derived and checked numerically, the reparameterization trick, importance-weighted likelihood, "
+     "a decoder that sees its neighbours (PixelVAE) and posterior collapse"),
     ("04_generative_adversarial_networks.ipynb", "Generative adversarial networks",
      "the minimax game, the optimal discriminator, non-saturating loss, k-step training, mode collapse"),
     ("05_dcgan.ipynb", "DCGAN",

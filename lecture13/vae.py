@@ -219,7 +219,7 @@ class PixelVAE(VAE):
     so ``decode(z, x)`` needs the images (pixel i's logit depends on x_<i) and ``sample`` draws pixel
     by pixel. Its samples are Bernoulli draws: there is no single "mean image" σ(l(z)) to show."""
 
-    iw_chunk = 10   # its decoder keeps C feature maps per sample, not one
+    iw_chunk = 5    # its decoder keeps C = 32 feature maps per sample, not one: about 50 MB per chunk of 100 images
 
     def __init__(self, latent_dim: int = 32, channels: int = 32, hidden: int = 512,
                  context_channels: int = 32, kernel_size: int = 7):

@@ -1,5 +1,6 @@
 """The shipped autoencoder and VAEs load (sha256-checked), are small, and reproduce their recorded metrics."""
 import pytest
+import torch
 
 from lecture13 import autoencoders, vae
 from lecture13.checkpoints import WEIGHTS_DIR, pretrained, read_manifest
@@ -9,7 +10,7 @@ from lecture13.data import tensors
 TOLERANCE_NATS = 0.05
 
 
-@pytest.mark.parametrize("name,latent_dim", [("vae", 32), ("vae2d", 2)])
+@pytest.mark.parametrize("name,latent_dim", [("vae", 32), ("vae2d", 2), ("pixelvae", 32)])
 def test_vae_checkpoint_reproduces_its_recorded_metrics(name, latent_dim):
     model, meta = pretrained(name, with_meta=True)
     assert isinstance(model, vae.VAE) and model.latent_dim == latent_dim and not model.training
@@ -33,9 +34,23 @@ def test_autoencoder_checkpoint_reproduces_its_recorded_error():
     assert measured < 30          # far better than predicting the mean image (about 50 per image)
 
 
-@pytest.mark.parametrize("name", ["autoencoder", "vae", "vae2d"])
+@pytest.mark.parametrize("name", ["autoencoder", "vae", "vae2d", "pixelvae"])
 def test_checkpoint_files_are_small_and_listed(name):
     entry = read_manifest()[name]
     assert entry["file"] == f"{name}.pt"
     assert (WEIGHTS_DIR / entry["file"]).stat().st_size < 5_000_000
     assert "full_test" in entry["metrics"]
+
+
+def test_the_pixelvae_uses_its_latent_and_beats_the_factorized_decoder():
+    """Free bits kept z in use (no posterior collapse), and the causal window bought a tighter bound."""
+    pixelvae, meta = pretrained("pixelvae", with_meta=True)
+    plain = pretrained("vae")
+    assert isinstance(pixelvae, vae.PixelVAE) and pixelvae.config["kernel_size"] == 7
+    x, _ = tensors("test", "binary", limit=500)
+    with torch.no_grad():
+        mu, logvar = pixelvae.encode(x)
+    assert vae.gaussian_kl(mu, logvar).mean() > 10                    # nats of information about x in z
+    recorded, recorded_plain = meta["metrics"]["full_test"], read_manifest()["vae"]["metrics"]["full_test"]
+    assert recorded["iw_nll_k1000"] < recorded_plain["iw_nll_k1000"] - 3
+    assert recorded["neg_elbo"] >= recorded["iw_nll_k1000"]
