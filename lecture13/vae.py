@@ -269,8 +269,8 @@ def free_bits_loss(nats_per_dim: float):
     """A loss_fn like :func:`vae_loss` whose ``loss`` uses :func:`free_bits_kl`; ``recon`` and ``kl`` are the
     true terms, so recon + kl is still the −ELBO being bounded."""
     def loss(model: VAE, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        mu, logvar = model.encode(x)
-        parts = negative_elbo(x, model.decode(reparameterize(mu, logvar), x), mu, logvar)
+        logits, mu, logvar = model(x)
+        parts = negative_elbo(x, logits, mu, logvar)
         return {**parts, "loss": parts["recon"] + free_bits_kl(mu, logvar, nats_per_dim)}
     return loss
 
@@ -295,8 +295,7 @@ def pixel_nll(model: VAE, x: torch.Tensor, generator: torch.Generator | None = N
     decoder pays its nats."""
     check_images(x, "pixel_nll")
     model.eval()
-    mu, logvar = model.encode(x)
-    logits = model.decode(reparameterize(mu, logvar, generator=generator), x)
+    logits, _, _ = model(x, generator)
     return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
 
 
