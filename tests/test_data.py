@@ -2,6 +2,7 @@
 import gzip
 import json
 import shutil
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,23 @@ import torch
 from lecture13 import data
 
 SYSTEM = data.SYSTEM_DIRS["fashion-mnist"]
+GET_SYSTEM_COPY = ("needs the full Fashion-MNIST in {path} (missing: {missing}): install it with "
+                   "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; CI installs it and fails on skips), "
+                   "or deselect these tests with `-m 'not full_data'`")
+
+
+def require_system_copy(directory: Path = SYSTEM) -> Path:
+    """``directory`` when it holds all four IDX files of the full dataset, else skip with how to get them."""
+    missing = [name for split in data.IDX_FILES.values() for name in split if not (directory / name).is_file()]
+    if missing:
+        pytest.skip(GET_SYSTEM_COPY.format(path=directory, missing=", ".join(missing)))
+    return directory
+
+
+@pytest.fixture
+def system_copy() -> Path:
+    """Debian's copy of the full Fashion-MNIST; outside CI its absence skips the test, with a hint."""
+    return require_system_copy()
 
 
 @pytest.fixture
@@ -104,31 +122,31 @@ def test_mnist_is_one_argument_away(no_full_data, monkeypatch):
 
 
 @pytest.mark.full_data
-def test_full_dataset_from_the_system_copy(monkeypatch, tmp_path):
+def test_full_dataset_from_the_system_copy(system_copy, monkeypatch, tmp_path):
     monkeypatch.setenv("LECTURE13_DATA", str(tmp_path))  # empty cache: must fall through to the system copy
     train = data.load("train", subset="full", download=False)
     test = data.load("test", subset="full", download=False)
     assert train.images.shape == (60_000, 1, 28, 28) and test.images.shape == (10_000, 1, 28, 28)
-    assert train.source == str(SYSTEM)
+    assert train.source == str(system_copy)
     assert torch.equal(train.labels.bincount(), torch.full((10,), 6_000))
 
 
 @pytest.mark.full_data
-def test_embedded_subset_is_rebuilt_byte_for_byte(tmp_path):
+def test_embedded_subset_is_rebuilt_byte_for_byte(system_copy, tmp_path):
     out = tmp_path / "subset.npz"
-    info = data.build_embedded_subset(SYSTEM, out=out)
+    info = data.build_embedded_subset(system_copy, out=out)
     assert info["sha256"] == json.loads(data.EMBEDDED_INFO.read_text())["sha256"]
-    full = data.read_idx(SYSTEM / "t10k-images-idx3-ubyte.gz")
+    full = data.read_idx(system_copy / "t10k-images-idx3-ubyte.gz")
     with np.load(out) as archive:
         assert np.array_equal(archive["test_images"], full[archive["test_indices"]])
 
 
 @pytest.mark.full_data
-def test_cache_directory_comes_first(monkeypatch, tmp_path):
+def test_cache_directory_comes_first(system_copy, monkeypatch, tmp_path):
     cached = tmp_path / "fashion-mnist"
     cached.mkdir()
     for name in data.IDX_FILES["test"]:
-        shutil.copy(SYSTEM / name, cached / name)
+        shutil.copy(system_copy / name, cached / name)
     monkeypatch.setenv("LECTURE13_DATA", str(tmp_path))
     assert data.locate_full("fashion-mnist", "test", download=False) == cached
 
@@ -150,10 +168,11 @@ def _write_idx(path: Path, array: np.ndarray, truncate: int = 0) -> None:
         f.write(payload[: len(payload) - truncate] if truncate else payload)
 
 
-def _write_idx_pair(directory: Path, split: str, n: int) -> None:
+def _write_idx_pair(directory: Path, split: str, n: int, fill: int = 0) -> None:
+    """A generated split of ``n`` images, every pixel ``fill`` (so a test can tell copies apart)."""
     directory.mkdir(parents=True, exist_ok=True)
     images, labels = data.IDX_FILES[split]
-    _write_idx(directory / images, np.zeros((n, 28, 28)))
+    _write_idx(directory / images, np.full((n, 28, 28), fill))
     _write_idx(directory / labels, np.arange(n) % 10)
 
 
@@ -188,3 +207,78 @@ def test_not_an_idx_file(no_full_data):
 def test_a_well_formed_fake_split_loads(no_full_data):
     _fake_full_test_split(no_full_data / "fashion-mnist")
     assert data.load("test", subset="full").images.shape == (10_000, 1, 28, 28)
+
+
+# --------------------------------------------------------------------------- the search order, on generated files
+CACHE, SYSTEM_COPY, DOWNLOADED = 1, 2, 3   # the pixel value of the images in each place
+SMALL = {"train": 30, "test": 20}
+
+
+@pytest.fixture
+def places(tmp_path, monkeypatch):
+    """An empty cache directory, an empty system copy and a download that writes generated files
+    and records its calls, with small "full" splits: the search order without the real data."""
+    for split, n in SMALL.items():
+        monkeypatch.setitem(data.FULL_SIZES, split, n)
+    monkeypatch.setenv("LECTURE13_DATA", str(tmp_path / "cache"))
+    monkeypatch.setitem(data.SYSTEM_DIRS, "fashion-mnist", tmp_path / "system")
+    downloads = []
+
+    def download(name, target):
+        downloads.append(name)
+        for split, n in SMALL.items():
+            _write_idx_pair(target, split, n, fill=DOWNLOADED)
+
+    monkeypatch.setattr(data, "_torchvision_download", download)
+    return SimpleNamespace(cache=tmp_path / "cache" / "fashion-mnist", system=tmp_path / "system", downloads=downloads)
+
+
+def _where(split: str) -> tuple[str, int]:
+    loaded = data.load(split, subset="full")
+    assert loaded.images.shape == (SMALL[split], 1, 28, 28)
+    values = loaded.images.unique().tolist()
+    assert len(values) == 1, values
+    return loaded.source, values[0]
+
+
+def test_the_cache_comes_before_the_system_copy(places):
+    for split, n in SMALL.items():
+        _write_idx_pair(places.cache, split, n, fill=CACHE)
+        _write_idx_pair(places.system, split, n, fill=SYSTEM_COPY)
+    assert _where("test") == (str(places.cache), CACHE)
+    assert _where("train") == (str(places.cache), CACHE)
+    assert places.downloads == []
+
+
+def test_the_system_copy_comes_before_a_download(places):
+    for split, n in SMALL.items():
+        _write_idx_pair(places.system, split, n, fill=SYSTEM_COPY)
+    _write_idx_pair(places.cache, "test", SMALL["test"], fill=CACHE)   # the cache holds the test split only
+    (places.cache / data.IDX_FILES["train"][0]).write_bytes(b"")     # and half of the training split
+    assert data.locate_full("fashion-mnist", "train", download=False) == places.system
+    assert _where("train") == (str(places.system), SYSTEM_COPY)
+    assert _where("test") == (str(places.cache), CACHE)
+    assert places.downloads == []
+
+
+def test_a_download_comes_last_and_goes_into_the_cache(places):
+    assert _where("test") == (str(places.cache), DOWNLOADED)
+    assert places.downloads == ["fashion-mnist"]
+    assert _where("train") == (str(places.cache), DOWNLOADED)
+    assert places.downloads == ["fashion-mnist"]   # cached: not downloaded again
+
+
+def test_no_copy_and_no_download_allowed_is_a_clear_error(places):
+    with pytest.raises(data.DataError, match=r"not found, and downloading was not allowed") as err:
+        data.load("test", subset="full", download=False)
+    assert f"  - {places.cache}\n  - {places.system}\n" in str(err.value)   # the places, in search order
+    assert places.downloads == []
+
+
+def test_a_missing_system_copy_skips_with_how_to_get_it(tmp_path):
+    """Outside CI the tests marked full_data skip with this hint (in CI a skip is a failure)."""
+    with pytest.raises(pytest.skip.Exception, match=r"apt-get install dataset-fashion-mnist.*-m 'not full_data'"):
+        require_system_copy(tmp_path)
+    for split, n in SMALL.items():
+        _write_idx_pair(tmp_path, split, n)
+    assert require_system_copy(tmp_path) == tmp_path
