@@ -249,9 +249,13 @@ def save_snapshot(name: str):
     return snapshot
 
 
-def _fit(model: Autoencoder, options: dict) -> History:
-    data = loader("train", "unit", batch_size=options["batch_size"], seed=options["seed"], subset=options["subset"])
-    return fit_by_epochs(model, data, autoencoder_loss, options, snapshot=save_snapshot("autoencoder"))
+def _fitter(name: str):
+    """The recipe's ``fit``: L2 loss on [0, 1] images, by epochs, snapshots to runs/<name>.partial.pt."""
+    def fit(model: Autoencoder, options: dict) -> History:
+        data = loader("train", "unit", batch_size=options["batch_size"], seed=options["seed"], subset=options["subset"])
+        return fit_by_epochs(model, data, autoencoder_loss, options, snapshot=save_snapshot(name))
+
+    return fit
 
 
 @torch.no_grad()
@@ -261,12 +265,31 @@ def _evaluate(model: Autoencoder, subset: str) -> dict[str, float]:
     return {"l2_per_image": float(error.mean()), "mse_per_pixel": float(error.mean() / x[0].numel())}
 
 
+def _decode_random(model: Autoencoder, n: int, seed: int) -> torch.Tensor:
+    return model.decode(torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed)))
+
+
 register_recipe(Recipe(
     name="autoencoder",
     description="convolutional autoencoder, 32-d code, L2 loss on [0, 1] Fashion-MNIST",
     build=lambda **kw: Autoencoder(**kw),
-    fit=_fit,
+    fit=_fitter("autoencoder"),
     evaluate=_evaluate,
-    sample=lambda model, n, seed: model.decode(torch.randn(n, model.latent_dim, generator=torch.Generator().manual_seed(seed))),
+    sample=_decode_random,
     defaults={"epochs": 8, "lr": 2e-3, "batch_size": 128},
 ))
+
+# The latent-size sweep of notebook 02: one small architecture (16 channels, 128 hidden units),
+# one training budget (10 epochs of the full training set), only the code size d changes.
+LATENT_SIZES = (2, 8, 32, 128)
+SMALL_AUTOENCODER = {"channels": 16, "hidden": 128}
+for _d in LATENT_SIZES:
+    register_recipe(Recipe(
+        name=f"autoencoder_d{_d}",
+        description=f"small convolutional autoencoder, {_d}-d code (notebook 02's latent-size sweep)",
+        build=lambda _d=_d, **kw: Autoencoder(**{"latent_dim": _d, **SMALL_AUTOENCODER, **kw}),
+        fit=_fitter(f"autoencoder_d{_d}"),
+        evaluate=_evaluate,
+        sample=_decode_random,
+        defaults={"epochs": 10, "lr": 2e-3, "batch_size": 128},
+    ))

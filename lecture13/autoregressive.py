@@ -19,7 +19,8 @@ This module holds three such models with one interface (``logits(x)``, ``nll(x)`
 * :class:`PixelRNN`: a Row LSTM, which walks down the image one row at a time.
 
 Images are single-channel, shape (N, 1, H, W): binary {0, 1} (Bernoulli outputs, ``levels=2``)
-or, for the PixelCNN, 8-bit intensities in [0, 1] (a 256-way softmax, ``levels=256``).
+or, for the two PixelCNNs, 8-bit intensities k/255 in [0, 1] (the lecture's 256-way softmax per
+pixel, ``levels=256``).
 """
 from __future__ import annotations
 
@@ -239,8 +240,8 @@ class GatedPixelCNN(AutoregressiveModel):
 
     def __init__(self, channels: int = 32, layers: int = 6, kernel_size: int = 3, first_kernel: int = 7, levels: int = 2):
         super().__init__()
-        if layers < 1 or levels != 2:
-            raise ValueError(f"GatedPixelCNN needs layers >= 1 and levels=2 (binary images), got {layers}, {levels}")
+        if layers < 1 or levels not in (2, 256):
+            raise ValueError(f"GatedPixelCNN needs layers >= 1 and levels 2 (binary) or 256 (8-bit), got {layers}, {levels}")
         for k in (kernel_size, first_kernel):
             if k < 3 or k % 2 == 0:
                 raise ValueError(f"kernel sizes must be odd and >= 3, got {k}")
@@ -250,7 +251,7 @@ class GatedPixelCNN(AutoregressiveModel):
         self.layers = nn.ModuleList(
             GatedLayer(1 if i == 0 else channels, channels, first_kernel if i == 0 else kernel_size, first=i == 0)
             for i in range(layers))
-        self.head = _head(channels, 1)
+        self.head = _head(channels, 1 if levels == 2 else levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = h = self._input(x)
@@ -360,11 +361,17 @@ def nll_loss(model: AutoregressiveModel, x: torch.Tensor) -> torch.Tensor:
     return model.nll(x).mean()
 
 
+def image_transform(model: AutoregressiveModel) -> str:
+    """The data a model is trained and tested on: binarized images for Bernoulli outputs,
+    8-bit intensities k/255 for a 256-way softmax."""
+    return "binary" if model.levels == 2 else "unit"
+
+
 def _fit(model: AutoregressiveModel, options: dict) -> History:
     """Adam with the learning rate halved every ``lr_half_life`` epochs (a per-step schedule,
     so the run is reproducible from its step count), optionally a wall-clock budget and
     snapshots of the model every ``snapshot_every`` steps."""
-    data = loader("train", "binary", batch_size=options["batch_size"], subset=options["subset"], seed=options["seed"])
+    data = loader("train", image_transform(model), batch_size=options["batch_size"], subset=options["subset"], seed=options["seed"])
     optimizer = torch.optim.Adam(model.parameters(), lr=options["lr"])
     half_life = options.get("lr_half_life", 2.0) * len(data)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** (step / half_life))
@@ -388,8 +395,9 @@ def _fit(model: AutoregressiveModel, options: dict) -> History:
 
 @torch.no_grad()
 def evaluate_nll(model: AutoregressiveModel, subset: str = "embedded", batch_size: int = 500) -> dict[str, float]:
-    """Mean test NLL in nats per image and in bits/dim, on the full or the embedded test set."""
-    test = loader("test", "binary", batch_size=batch_size, subset=subset, shuffle=False)
+    """Mean test NLL in nats per image and in bits/dim, on the full or the embedded test set
+    (binarized, or 8-bit for a 256-level model)."""
+    test = loader("test", image_transform(model), batch_size=batch_size, subset=subset, shuffle=False)
     nll = evaluate_mean(model, test, lambda m, x: m.nll(x), device="cpu")
     return {"nll_nats": nll, "bits_per_dim": bits_per_dim(nll)}
 
@@ -405,6 +413,8 @@ for _name, _cls, _about, _defaults in (
     ("pixelcnn", PixelCNN, "PixelCNN: masked 7x7 type A + residual 3x3 type B blocks (Bernoulli)", {}),
     ("gated_pixelcnn", GatedPixelCNN, "Gated PixelCNN: vertical + horizontal gated stacks, no blind spot (Bernoulli)", {}),
     ("pixelrnn", PixelRNN, "PixelRNN: masked 7x7 type A + residual Row LSTMs (Bernoulli)", {}),
+    ("gated_pixelcnn256", lambda **kw: GatedPixelCNN(**{"levels": 256, **kw}),
+     "Gated PixelCNN on 8-bit grayscale: a 256-way softmax per pixel", {}),
 ):
     register_recipe(Recipe(name=_name, description=_about, build=_cls, fit=_fit, evaluate=evaluate_nll,
                            sample=_sample, defaults={**_COMMON, **_defaults}))

@@ -88,6 +88,24 @@ def image_features(images: torch.Tensor, classifier: FeatureClassifier | None = 
     return torch.cat([classifier.features(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
+@torch.no_grad()
+def class_probabilities(images: torch.Tensor, classifier: FeatureClassifier | None = None,
+                        batch_size: int = 1000) -> torch.Tensor:
+    """p(class | x) of the shipped classifier for images in [0, 1], shape (N, 1, 28, 28): (N, 10)."""
+    features = image_features(images, classifier, batch_size)
+    classifier = classifier or feature_classifier()
+    return torch.softmax(classifier.head(features), dim=1)
+
+
+def confident_fraction(images: torch.Tensor, threshold: float = 0.9,
+                       classifier: FeatureClassifier | None = None) -> float:
+    """The fraction of images the shipped classifier assigns to one class with probability
+    above ``threshold``: a crude test of "looks like a garment of some class". Compare it with
+    real images of the same kind (binarized real images for binary samples): the classifier was
+    trained on grayscale images, so even real binarized images score below real grayscale ones."""
+    return float((class_probabilities(images, classifier).max(dim=1).values > threshold).float().mean())
+
+
 def frechet_distance_images(images_a: torch.Tensor, images_b: torch.Tensor,
                             classifier: FeatureClassifier | None = None) -> float:
     """Fréchet distance between two image sets in [0, 1], in the classifier's feature space."""

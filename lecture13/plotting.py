@@ -10,26 +10,55 @@ from torchvision.utils import make_grid
 from .training import History
 
 
+def value_range_of(images: torch.Tensor) -> tuple[float, float]:
+    """The range an image tensor's values live in, from its dtype and values: uint8 → (0, 255);
+    float in [0, 1] → (0, 1); float with negatives in [-1, 1] → (-1, 1) (a tanh generator)."""
+    if images.dtype == torch.uint8:
+        return (0.0, 255.0)
+    if not images.is_floating_point():
+        raise TypeError(f"images must be uint8 (0–255) or float ([0, 1] or [-1, 1]), got dtype {images.dtype}")
+    lo, hi = float(images.min()), float(images.max())
+    tolerance = 1e-3
+    if lo >= -tolerance and hi <= 1 + tolerance:
+        return (0.0, 1.0)
+    if lo >= -1 - tolerance and hi <= 1 + tolerance:
+        return (-1.0, 1.0)
+    raise ValueError(f"float images must lie in [0, 1] or [-1, 1], got values in [{lo:.3g}, {hi:.3g}]; "
+                     "convert them (e.g. x / 255) or pass value_range=(lo, hi)")
+
+
 def image_grid(images: torch.Tensor, nrow: int = 8, padding: int = 2, value_range: tuple[float, float] | None = None) -> torch.Tensor:
-    """Tile (N, C, H, W) images into one (H', W') array in [0, 1] (grayscale) for imshow."""
-    images = images.detach().float().cpu()
+    """Tile (N, C, H, W) images into one (H', W') array in [0, 1] (grayscale) for imshow.
+    The value range comes from the dtype (uint8: 0–255) unless ``value_range`` is given."""
+    images = images.detach().cpu()
     if images.dim() == 3:
         images = images.unsqueeze(1)
-    if value_range is None:
-        value_range = (-1.0, 1.0) if images.min() < 0 else (0.0, 1.0)
-    grid = make_grid(images, nrow=nrow, padding=padding, normalize=True, value_range=value_range, pad_value=1.0)
+    lo, hi = value_range if value_range is not None else value_range_of(images)
+    scaled = ((images.float() - lo) / (hi - lo)).clamp(0, 1)
+    grid = make_grid(scaled, nrow=nrow, padding=padding, pad_value=1.0)
     return grid[0]
 
 
 def show_images(images: torch.Tensor, nrow: int = 8, title: str | None = None, ax=None,
-                value_range: tuple[float, float] | None = None, figsize: tuple[float, float] | None = None):
-    """Show images as a grid; returns the axes."""
+                value_range: tuple[float, float] | None = None, figsize: tuple[float, float] | None = None,
+                row_labels: Sequence[str] | None = None):
+    """Show images as a grid (values scaled from their dtype's range); ``row_labels`` names each
+    row of the grid at its left edge. Returns the axes."""
     grid = image_grid(images, nrow=nrow, value_range=value_range)
     if ax is None:
         h, w = grid.shape
-        _, ax = plt.subplots(figsize=figsize or (min(12, 1.5 + w / 40), min(12, 0.5 + h / 40)))
+        extra = 1.2 if row_labels else 0.0
+        _, ax = plt.subplots(figsize=figsize or (min(12, 1.5 + extra + w / 40), min(12, 0.5 + h / 40)))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
+    ax.set_xticks([])
+    if row_labels:
+        size = images.shape[-2] + 2                       # one tile plus make_grid's padding
+        ax.set_yticks([2 + size * i + (size - 2) / 2 for i in range(len(row_labels))], list(row_labels), fontsize=9)
+        ax.tick_params(axis="y", length=0)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    else:
+        ax.set_axis_off()
     if title:
         ax.set_title(title)
     return ax
