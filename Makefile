@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
 JOBS   ?= 2
 NOTEBOOK ?= notebooks/00_generative_models.ipynb
 
-.PHONY: lab test unit browser nbval release check-release execute bench clean help
+.PHONY: lab install test unit browser nbval release check-release execute bench clean help
 
 help:
 	@echo "make lab       start JupyterLab on the course (sets up $(VENV) first)"
@@ -17,17 +18,28 @@ help:
 	@echo "make release   rebuild the student notebooks/ from solutions/"
 	@echo "make execute   re-run every notebook in solutions/ and store its outputs"
 	@echo "make bench     measure everything the course promises into benchmarks/results.md"
+	@echo "make install   set up $(VENV) with everything the tests need (make test does it first)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+# `make lab`: the package, JupyterLab and its kernel ([lab]), and the course's JupyterLab settings and
+# server config (jupyter-config/: no news pop-up, idle kernels of closed notebooks shut down).
+$(LAB_STAMP): pyproject.toml $(wildcard jupyter-config/*.json jupyter-config/*.py) | $(PY)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -e ".[test]"
+	$(PY) -m pip install -e ".[lab]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lecture13)"
+	$(PY) jupyter-config/install.py
+	touch $(LAB_STAMP)
+
+# Everything else: [test] brings the test tools and every other extra.
+$(STAMP): pyproject.toml $(LAB_STAMP)
+	$(PY) -m pip install -e ".[test]"
 	touch $(STAMP)
 
-lab: $(STAMP)
+install: $(STAMP)
+
+lab: $(LAB_STAMP)
 	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) $(NOTEBOOK)
 
 # One BLAS thread per worker: JOBS workers on JOBS cores, no oversubscription (kernels inherit it).

@@ -3,6 +3,7 @@
     train     train a model by its recipe; with --ship, save it as a shipped checkpoint
     evaluate  test metrics of a shipped checkpoint (or a checkpoint file)
     sample    draw samples from a model into a PNG grid
+    samples   draw a bank of samples of a shipped model and ship them beside its weights
     release   build the student notebooks/ from solutions/
     data      where the data comes from; build the embedded subset; download
     grade     grade student notebooks against the hidden tests into a CSV (and feedback)
@@ -140,6 +141,24 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_samples(args) -> int:
+    import time
+
+    from .checkpoints import draw_samples, pretrained, save_samples
+
+    model, meta = pretrained(args.model, with_meta=True)
+    started = time.perf_counter()
+    images = draw_samples(meta.get("recipe", args.model), model, args.n, args.seed)
+    seconds = time.perf_counter() - started
+    command = "python -m lecture13 " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    print(f"drew {len(images)} samples of {args.model} in {seconds:.0f} s")
+    if not args.ship:
+        return 0
+    record = save_samples(args.model, images, seed=args.seed, command=command, seconds=round(seconds, 1))
+    print(f"saved {record['file']} (sha256 {record['sha256'][:16]}…)")
+    return 0
+
+
 def cmd_release(args) -> int:
     from .release import release
 
@@ -190,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("samples.png"))
+    p = sub.add_parser("samples", help="draw a bank of samples of a shipped model (with --ship: save it beside the weights)")
+    p.add_argument("model", help="shipped name")
+    p.add_argument("--n", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ship", action="store_true", help="save into lecture13/weights/ and record it in the manifest")
     p = sub.add_parser("release", help="build the student notebooks/ from solutions/")
     p.add_argument("--solutions", type=Path, default=Path("solutions"))
     p.add_argument("--notebooks", type=Path, default=Path("notebooks"))
@@ -212,7 +236,7 @@ def _extra_commands():
     return [add_grade_command, add_bench_command]
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "release": cmd_release, "data": cmd_data}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "sample": cmd_sample, "samples": cmd_samples, "release": cmd_release, "data": cmd_data}
 
 
 def main(argv: list[str] | None = None) -> int:

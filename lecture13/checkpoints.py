@@ -176,6 +176,69 @@ def pretrained(name: str, with_meta: bool = False, map_location: str | torch.dev
     return (model, meta) if with_meta else model
 
 
+# --------------------------------------------------------------------------- pre-drawn samples
+# Sampling a pixel model is 784 sequential steps, so a notebook that *measures* sample quality on
+# a thousand images cannot afford to draw them. The package ships them beside the weights, drawn by
+# ``python -m lecture13 samples NAME --ship`` (recorded and checksummed like a checkpoint).
+SAMPLE_CHUNK = 250
+
+
+def draw_samples(name: str, model: nn.Module, n: int, seed: int) -> torch.Tensor:
+    """``n`` samples of a model by its recipe, in chunks of :data:`SAMPLE_CHUNK`; chunk ``j`` is
+    ``recipe.sample(model, SAMPLE_CHUNK, seed + j)``, so any chunk can be redrawn on its own."""
+    from .recipes import get_recipe
+
+    recipe = get_recipe(name)
+    if recipe.sample is None:
+        raise CheckpointError(f"{name} cannot draw samples")
+    chunks = [recipe.sample(model, min(SAMPLE_CHUNK, n - start), seed + j)
+              for j, start in enumerate(range(0, n, SAMPLE_CHUNK))]
+    return torch.cat(chunks).clamp(0, 1)
+
+
+def samples_file(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.samples.npz"
+
+
+def save_samples(name: str, images: torch.Tensor, **meta: Any) -> dict:
+    """Store images in [0, 1] as uint8 (k/255) beside the weights and record them in the
+    checkpoint's manifest entry under ``"samples"``; returns that record."""
+    import numpy as np
+
+    from .data import _save_npz_deterministic
+
+    manifest = read_manifest()
+    if name not in manifest:
+        raise CheckpointError(f"no shipped checkpoint named {name!r} to attach samples to")
+    path = samples_file(name)
+    _save_npz_deterministic(path, {"images": (images * 255).round().to(torch.uint8).numpy().astype(np.uint8)})
+    record = {"file": path.name, "sha256": sha256_file(path), "n": int(len(images)),
+              "checkpoint_sha256": manifest[name]["sha256"], **meta}
+    write_manifest_entry(name, {**manifest[name], "samples": record})
+    return record
+
+
+def pretrained_samples(name: str, with_meta: bool = False):
+    """The samples shipped with checkpoint ``name``: (n, 1, 28, 28) floats in [0, 1], checked by
+    sha256 and against the checkpoint they were drawn from."""
+    import numpy as np
+
+    entry = read_manifest().get(name, {})
+    record = entry.get("samples")
+    if record is None:
+        raise CheckpointError(f"no shipped samples for {name!r}; draw them with `python -m lecture13 samples {name} --ship`")
+    if record["checkpoint_sha256"] != entry["sha256"]:
+        raise CheckpointError(f"the shipped samples of {name} were drawn from another checkpoint; "
+                              f"redraw them with `python -m lecture13 samples {name} --ship`")
+    path = WEIGHTS_DIR / record["file"]
+    if not path.exists() or sha256_file(path) != record["sha256"]:
+        raise CheckpointError(f"{path} is missing or failed its checksum; reinstall the package or redraw it "
+                              f"with `python -m lecture13 samples {name} --ship`")
+    with np.load(path, allow_pickle=False) as archive:
+        images = torch.from_numpy(archive["images"].copy()).float() / 255
+    return (images, record) if with_meta else images
+
+
 # --------------------------------------------------------------------------- the README's table of shipped weights
 def headline_metric(metrics: dict[str, Any]) -> str:
     """The one number a reader wants from a checkpoint's full-test metrics, with its unit."""

@@ -12,6 +12,7 @@ render, a slider whose callback throws in the front end, a figure that never sho
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -90,24 +91,20 @@ class Lab:
             return r.status, r.read().decode()
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """JupyterLab on a temporary copy of the repository's student side (autosave cannot touch the
-    checkout), on a free loopback port with a random token; always stopped, also on failure."""
-    base = tmp_path_factory.mktemp("lab")
-    root = base / "lecture13"
-    shutil.copytree(NOTEBOOKS, root / "notebooks")
-    shutil.copy(ROOT / "README.md", root / "README.md")
-    _write_settings(base / "settings")
+@contextlib.contextmanager
+def start_lab(root: Path, base: Path, *args: str, cls: type[Lab] = Lab):
+    """JupyterLab of this environment serving ``root``, on a free loopback port with a random token,
+    its workspaces and log under ``base``, with the extra command-line ``args``; always stopped,
+    also on failure."""
     token, port, log_path = secrets.token_hex(16), _free_port(), base / "jupyterlab.log"
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
              f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-             f"--LabApp.user_settings_dir={base / 'settings'}", f"--LabApp.workspaces_dir={base / 'workspaces'}",
-             "--ServerApp.disable_check_xsrf=True"] + (["--allow-root"] if os.geteuid() == 0 else []),
+             f"--LabApp.workspaces_dir={base / 'workspaces'}", "--ServerApp.disable_check_xsrf=True", *args]
+            + (["--allow-root"] if os.geteuid() == 0 else []),
             stdout=log, stderr=subprocess.STDOUT, cwd=root)
-        lab = Lab(f"http://127.0.0.1:{port}", token, log_path, root)
+        lab = cls(f"http://127.0.0.1:{port}", token, log_path, root)
         try:
             deadline = time.monotonic() + 120
             while True:
@@ -126,6 +123,19 @@ def lab(tmp_path_factory):
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab on a temporary copy of the repository's student side (autosave cannot touch the
+    checkout), with settings of its own."""
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "lecture13"
+    shutil.copytree(NOTEBOOKS, root / "notebooks")
+    shutil.copy(ROOT / "README.md", root / "README.md")
+    _write_settings(base / "settings")
+    with start_lab(root, base, f"--LabApp.user_settings_dir={base / 'settings'}") as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")
