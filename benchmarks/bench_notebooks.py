@@ -1,5 +1,5 @@
-"""Time each notebook in solutions/ top to bottom in a fresh kernel; write the section
-"Notebook run times" of benchmarks/results.md.
+"""Time each notebook in solutions/ top to bottom in a fresh kernel, and measure the kernel's peak
+resident memory (children included); write the section "Notebook run times" of benchmarks/results.md.
 
     python benchmarks/bench_notebooks.py                 # every notebook
     python benchmarks/bench_notebooks.py 00 01           # those whose names start so
@@ -11,7 +11,8 @@ import tempfile
 import shutil
 from pathlib import Path
 
-from lecture13.benchmarking import REPO_ROOT, execute_notebook, markdown_table, write_section
+from lecture13.bench import NOTEBOOK_MEMORY_TARGET_MB
+from lecture13.benchmarking import REPO_ROOT, markdown_table, run_notebook, write_section
 
 TARGETS = {"00": 60}   # seconds; every other notebook: 90 (COURSE.md, issues 3-7)
 DEFAULT_TARGET = 90
@@ -25,11 +26,13 @@ def time_notebooks(prefixes: list[str] | None = None) -> list[dict]:
         with tempfile.TemporaryDirectory() as tmp:  # run a copy: the source keeps its stored outputs
             copy = Path(tmp) / path.name
             shutil.copy(path, copy)
-            seconds = execute_notebook(copy, store=False, cwd=REPO_ROOT / "solutions")
-        target = TARGETS.get(path.name[:2], DEFAULT_TARGET)
+            run = run_notebook(copy, store=False, cwd=REPO_ROOT / "solutions")
+        seconds, target = run.seconds, TARGETS.get(path.name[:2], DEFAULT_TARGET)
+        memory = None if run.peak_rss_bytes is None else round(run.peak_rss_bytes / 1e6)
         rows.append({"notebook": path.name, "seconds": round(seconds, 1), "target_s": target,
-                     "within_target": seconds <= target})
-        print(f"{path.name}: {seconds:.1f} s (target ≤ {target} s)", flush=True)
+                     "within_target": seconds <= target, "peak_memory_mb": memory})
+        print(f"{path.name}: {seconds:.1f} s (target ≤ {target} s), kernel peak "
+              f"{'not measured (no /proc)' if memory is None else f'{memory} MB'} (target ≤ {NOTEBOOK_MEMORY_TARGET_MB} MB)", flush=True)
     return rows
 
 

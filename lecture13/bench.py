@@ -9,7 +9,8 @@ Each part writes its own section through :func:`lecture13.benchmarking.write_sec
 the machine, its load and the date), as soon as it is measured:
 
 * ``notebooks``   every notebook of solutions/ run headless in a fresh kernel (a temporary copy,
-                  by benchmarks/bench_notebooks.py), and the course total;
+                  by benchmarks/bench_notebooks.py): its time and the kernel's peak resident memory,
+                  and the course total;
 * ``training``    training throughput of every recipe in images/s: each recipe's own ``fit`` run
                   for a few steps and then for more steps, side by side in this process; the
                   difference of the two runs cancels the fixed costs (loading data, evaluation);
@@ -44,6 +45,7 @@ from .checkpoints import read_manifest
 
 PARTS = ("notebooks", "training", "sampling", "comparison", "grading", "browser")
 NOTEBOOK_TARGET_S, FIRST_NOTEBOOK_TARGET_S, COURSE_TARGET_S, SAMPLER_TARGET = 90, 60, 8 * 60, 20
+NOTEBOOK_MEMORY_TARGET_MB = 1500   # each kernel's resident peak (decimal MB): Binder gives 1-2 GB
 SECTIONS = {"notebooks": "Course: notebook run times", "training": "Training throughput",
             "sampling": "PixelCNN sampling: naive vs cached", "comparison": "Model comparison (notebook 06)",
             "grading": "Grading throughput", "browser": "Browser tests (JupyterLab in Chromium)",
@@ -103,7 +105,10 @@ def measure_notebooks(sizes: Sizes, previous=None) -> tuple[str, dict]:
           + (f" (target ≤ {COURSE_TARGET_S} s: {'met' if total <= COURSE_TARGET_S else 'NOT MET'})." if complete
              else " (not every notebook of solutions/ has a time: no course total)."))
     md += ("\n\nEach notebook of `solutions/` runs top to bottom in a fresh kernel (a temporary copy, so the "
-           "stored outputs are untouched). Targets: ≤ 90 s each, ≤ 60 s for notebook 00, ≤ 8 minutes in all.")
+           "stored outputs are untouched). Targets: ≤ 90 s each, ≤ 60 s for notebook 00, ≤ 8 minutes in all. "
+           "`peak_memory_mb`: the kernel's resident memory at its peak, the processes it starts included "
+           "(sampled every 0.05 s from /proc, or the kernel's own high-water mark if higher; decimal MB), "
+           f"target ≤ {NOTEBOOK_MEMORY_TARGET_MB} MB each, so a notebook fits Binder's 1-2 GB; — where not measured.")
     return md, {"skipped": False, "rows": rows, "total_seconds": total, "complete": complete,
                 "course_target_s": COURSE_TARGET_S}
 
@@ -304,6 +309,20 @@ def checkpoint_targets(manifest: dict[str, dict]) -> list[dict]:
     return rows
 
 
+def memory_target(rows: list[dict], complete: bool) -> dict:
+    """Every notebook's kernel under the memory target: NOT MET as soon as one measured kernel is over;
+    "not measured" (None) while a notebook has no measurement, never met by default."""
+    measured = [r for r in rows if r.get("peak_memory_mb") is not None]
+    over = [r for r in measured if r["peak_memory_mb"] > NOTEBOOK_MEMORY_TARGET_MB]
+    largest = max(measured, key=lambda r: r["peak_memory_mb"], default=None)
+    text = f"largest: {largest['notebook']}, {largest['peak_memory_mb']} MB" if largest else "no notebook measured"
+    if len(measured) < len(rows) or not complete:
+        text += f" ({len(measured)} notebook(s) measured; `python -m lecture13 bench --only notebooks` measures all)"
+    met = False if over else (True if measured and len(measured) == len(rows) and complete else None)
+    return {"target": f"every notebook's kernel ≤ {NOTEBOOK_MEMORY_TARGET_MB} MB resident at its peak",
+            "measured": text, "met": met}
+
+
 def targets(results: dict, manifest: dict[str, dict] | None = None) -> list[dict]:
     """Every target of the course with the value measured for it (from the results JSON, and for the
     shipped weights from ``manifest``, by default the package's own)."""
@@ -316,6 +335,8 @@ def targets(results: dict, manifest: dict[str, dict] | None = None) -> list[dict
     if nb.get("complete"):
         rows.append({"target": f"whole course ≤ {COURSE_TARGET_S} s", "measured": f"{nb['total_seconds']} s",
                      "met": nb["total_seconds"] <= COURSE_TARGET_S})
+    if nb.get("rows"):
+        rows.append(memory_target(nb["rows"], complete=bool(nb.get("complete"))))
     sampling = results.get(SECTIONS["sampling"], {})
     if "ratio" in sampling:
         rows.append({"target": f"PixelCNN cached sampler ≥ {SAMPLER_TARGET}× naive at 64 images",

@@ -1,10 +1,14 @@
 """`python -m lecture13 bench`: the quick mode writes a well-formed results file; targets are never hidden."""
 import json
 import math
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from lecture13 import bench
+from lecture13 import bench, benchmarking
 from lecture13.__main__ import build_parser, main
 
 
@@ -99,6 +103,8 @@ def test_targets_not_met_are_reported():
     met = {row["target"]: row["met"] for row in bench.targets(results, manifest={})}
     assert met == {"00_generative_models.ipynb ≤ 60 s": False, "01_autoregressive_models.ipynb ≤ 90 s": True,
                    "02_autoencoders.ipynb ≤ 90 s": False, "whole course ≤ 480 s": False,
+                   # no row has a memory measurement: not measured, never met
+                   "every notebook's kernel ≤ 1500 MB resident at its peak": None,
                    "PixelCNN cached sampler ≥ 20× naive at 64 images": False,
                    # nothing shipped (an empty manifest): reported as not measured, never as met
                    "Gated PixelCNN NLL ≤ 95 nats (full test set)": None,
@@ -178,3 +184,40 @@ def test_a_partial_notebook_run_keeps_the_other_rows(monkeypatch):
     assert data["total_seconds"] == 100.0 * (len(present) - 1) + 50.0
     _, alone = bench.measure_notebooks(sizes, {})
     assert len(alone["rows"]) == 1 and alone["complete"] is (len(present) == 1)
+
+
+def test_the_memory_target_follows_every_notebooks_peak():
+    rows = [{"notebook": "00.ipynb", "peak_memory_mb": 900}, {"notebook": "01.ipynb", "peak_memory_mb": 1400}]
+    target = bench.memory_target(rows, complete=True)
+    assert target["met"] is True and target["measured"] == "largest: 01.ipynb, 1400 MB"
+    rows.append({"notebook": "02.ipynb", "peak_memory_mb": 1501})
+    assert bench.memory_target(rows, complete=True)["met"] is False
+    rows[-1] = {"notebook": "02.ipynb", "peak_memory_mb": None}       # kept from a run before memory was measured
+    partial = bench.memory_target(rows, complete=True)
+    assert partial["met"] is None and "2 notebook(s) measured" in partial["measured"]
+    assert bench.memory_target(rows[:2], complete=False)["met"] is None   # not every notebook has a row
+    rows.append({"notebook": "03.ipynb", "peak_memory_mb": 2000})
+    assert bench.memory_target(rows, complete=False)["met"] is False       # one over is enough to fail
+    assert bench.memory_target([{"notebook": "00.ipynb"}], complete=True)["measured"].startswith("no notebook measured")
+
+
+HOLD = "import sys, time; a = bytearray({mb} * 10**6); a[::4096] = b'x' * len(a[::4096]); time.sleep(1)"
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="the memory measurement reads /proc (Linux)")
+def test_peak_memory_counts_the_processes_a_kernel_starts():
+    """A process holding 150 MB that starts one holding 200 MB: the peak is their sum, not either alone."""
+    child = HOLD.format(mb=200)
+    parent = f"import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', {child!r}]); " + HOLD.format(mb=150) + "; c.wait()"
+    with benchmarking.PeakMemory() as memory:
+        subprocess.run([sys.executable, "-c", parent], check=True)
+    assert 350e6 < memory.peak_bytes < 500e6, memory.peak_bytes
+    with benchmarking.PeakMemory() as idle:   # nothing started: nothing counted
+        time.sleep(0.2)
+    assert idle.peak_bytes == 0
+
+
+def test_the_notebook_table_keeps_a_column_the_first_row_lacks():
+    table = benchmarking.markdown_table([{"notebook": "00", "seconds": 1.0}, {"notebook": "01", "seconds": 2.0, "peak_memory_mb": 900}])
+    assert table.splitlines()[0] == "| notebook | seconds | peak_memory_mb |"
+    assert table.splitlines()[2] == "| 00 | 1 | — |"
