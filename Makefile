@@ -8,7 +8,7 @@ LAB_STAMP := $(VENV)/.installed-lab
 JOBS   ?= 2
 NOTEBOOK ?= notebooks/00_generative_models.ipynb
 
-.PHONY: lab install test unit browser nbval release check-release execute bench clean help
+.PHONY: lab install test unit browser nbval release check-release execute bench site clean help
 
 help:
 	@echo "make lab       start JupyterLab on the course (sets up $(VENV) first)"
@@ -18,6 +18,7 @@ help:
 	@echo "make release   rebuild the student notebooks/ from solutions/"
 	@echo "make execute   re-run every notebook in solutions/ and store its outputs"
 	@echo "make bench     measure everything the course promises into benchmarks/results.md"
+	@echo "make site      build the course as a static website into build/site/"
 	@echo "make install   set up $(VENV) with everything the tests need (make test does it first)"
 
 $(PY):
@@ -32,7 +33,7 @@ $(LAB_STAMP): pyproject.toml $(wildcard jupyter-config/*.json jupyter-config/*.p
 	$(PY) jupyter-config/install.py
 	touch $(LAB_STAMP)
 
-# Everything else: [test] brings the test tools and every other extra.
+# Everything else: [test] brings the test tools and every other extra (instructor, site).
 $(STAMP): pyproject.toml $(LAB_STAMP)
 	$(PY) -m pip install -e ".[test]"
 	touch $(STAMP)
@@ -67,6 +68,10 @@ execute: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m lecture13 bench
+
+# The course as a static website from solutions/ and their stored outputs (nothing is executed).
+site: $(STAMP)
+	$(PY) -m lecture13.website
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
