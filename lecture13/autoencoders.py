@@ -15,6 +15,7 @@ VAE in :mod:`lecture13.vae` builds on.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -149,6 +150,63 @@ def linear_reconstruction_error(x: torch.Tensor, mean: torch.Tensor, basis: torc
     return (centered - centered @ basis @ basis.T).pow(2).sum(dim=1)
 
 
+# --------------------------------------------------------------------------- a density for the codes
+class GaussianMixture(NamedTuple):
+    """A mixture of full-covariance Gaussians in code space: weights (K,), means (K, d), covariances (K, d, d)."""
+    weights: torch.Tensor
+    means: torch.Tensor
+    covariances: torch.Tensor
+
+    def distribution(self) -> torch.distributions.MixtureSameFamily:
+        return torch.distributions.MixtureSameFamily(
+            torch.distributions.Categorical(probs=self.weights),
+            torch.distributions.MultivariateNormal(self.means, covariance_matrix=self.covariances))
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) per row of ``z`` (N, d)."""
+        return self.distribution().log_prob(z.double())
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` codes (float32): a component by its weight, then mean + L·ε with ε ~ N(0, I) (seeded)."""
+        component = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        eps = torch.randn(n, self.means.shape[1], dtype=torch.float64, generator=generator)
+        chol = torch.linalg.cholesky(self.covariances)
+        return (self.means[component] + (chol[component] @ eps[:, :, None]).squeeze(2)).float()
+
+
+def fit_gaussian_mixture(z: torch.Tensor, components: int = 1, steps: int = 20, seed: int = 0,
+                         ridge: float = 1e-4) -> GaussianMixture:
+    """Fit a mixture of ``components`` full-covariance Gaussians to the codes ``z`` (N, d) by ``steps``
+    rounds of EM (maximum likelihood), starting from ``components`` distinct codes as means and the
+    data's covariance for each component. One component gives the sample mean and (biased)
+    covariance in one step. ``ridge`` × the mean variance is added to every covariance's diagonal so it
+    stays positive definite. This is the "two-stage" generator: an autoencoder, then a density
+    fitted to its codes afterwards."""
+    if z.dim() != 2 or len(z) < components:
+        raise ValueError(f"need codes of shape (N, d) with N ≥ components={components}, got {tuple(z.shape)}")
+    z = z.detach().double()
+    n, d = z.shape
+    jitter = ridge * z.var(0).mean() * torch.eye(d, dtype=z.dtype)
+    generator = torch.Generator().manual_seed(seed)
+    means = z[torch.randperm(n, generator=generator)[:components]]
+    covariances = (torch.cov(z.T, correction=0) + jitter).expand(components, d, d).clone()
+    weights = torch.full((components,), 1.0 / components, dtype=z.dtype)
+    for _ in range(steps if components > 1 else 1):
+        # E step: responsibilities r[n, k] = p(component k | z_n)
+        if components > 1:
+            log_joint = torch.distributions.MultivariateNormal(means, covariance_matrix=covariances).log_prob(z[:, None, :])
+            resp = torch.softmax(log_joint + weights.log(), dim=1)
+        else:
+            resp = torch.ones(n, 1, dtype=z.dtype)
+        # M step: weighted maximum-likelihood weights, means, covariances
+        mass = resp.sum(0) + 1e-12
+        weights = mass / n
+        means = resp.T @ z / mass[:, None]
+        centred = z[None] - means[:, None]                                  # (K, N, d)
+        covariances = torch.einsum("kn,kni,knj->kij", resp.T, centred, centred) / mass[:, None, None] + jitter
+    return GaussianMixture(weights, means, covariances)
+
+
 # --------------------------------------------------------------------------- linear probe
 def standardize(train_features: torch.Tensor, test_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Scale every feature to mean 0 and std 1 using the *training* statistics only,
@@ -164,17 +222,53 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_
 
     Full-batch Adam minimises cross-entropy with an L2 penalty (``weight_decay``). Give it
     standardised features (:func:`standardize`), so one learning rate suits every feature set."""
+    return float(linear_probes(train_features[None], train_labels[None], test_features[None], test_labels,
+                               steps=steps, lr=lr, weight_decay=weight_decay, seed=seed)[0])
+
+
+def linear_probes(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                  test_labels: torch.Tensor, steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-2,
+                  seed: int = 0) -> torch.Tensor:
+    """:func:`linear_probe` for R draws at once: features (R, n, f) with labels (R, n), test features
+    (R, m, f) with the labels (m,) they share; returns the R test accuracies. The R classifiers have
+    their own parameters and Adam acts element by element, so each is trained exactly as it would be
+    alone (the sum of their losses has each one's loss as its only term in each one's parameters)."""
+    if train_features.dim() != 3 or test_features.dim() != 3 or train_labels.shape != train_features.shape[:2]:
+        raise ValueError(f"need train features (R, n, f), labels (R, n) and test features (R, m, f); got "
+                         f"{tuple(train_features.shape)}, {tuple(train_labels.shape)}, {tuple(test_features.shape)}")
     generator = torch.Generator().manual_seed(seed)
+    runs, _, width = train_features.shape
     classes = int(max(train_labels.max(), test_labels.max())) + 1
-    weight = (torch.randn(train_features.shape[1], classes, generator=generator) * 0.01).requires_grad_()
-    bias = torch.zeros(classes, requires_grad=True)
+    weight = (torch.randn(runs, width, classes, generator=generator) * 0.01).requires_grad_()
+    bias = torch.zeros(runs, 1, classes, requires_grad=True)
     optimizer = torch.optim.Adam([weight, bias], lr=lr, weight_decay=weight_decay)
     for _ in range(steps):
         optimizer.zero_grad()
-        F.cross_entropy(train_features @ weight + bias, train_labels).backward()
+        logits = torch.baddbmm(bias, train_features, weight)
+        # the mean over each run's examples, summed over the runs: run r's gradient is its own loss's
+        F.cross_entropy(logits.flatten(0, 1), train_labels.flatten(), reduction="sum").div(train_labels.shape[1]).backward()
         optimizer.step()
     with torch.no_grad():
-        return float(((test_features @ weight + bias).argmax(1) == test_labels).float().mean())
+        return (torch.baddbmm(bias, test_features, weight).argmax(2) == test_labels).float().mean(1)
+
+
+def paired_verdict(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, scale: float = 100.0,
+                   unit: str = " points", z: float = 3.0) -> str:
+    """One sentence comparing two methods measured on the same draws (``a[i]`` and ``b[i]`` on draw i).
+
+    It states a winner only when the mean paired difference is more than ``z`` standard errors
+    (sd / √n) from zero, and always says in how many draws ``name_a`` was ahead and the mean ± sd of
+    ``a − b`` (times ``scale``, e.g. accuracies in percentage points)."""
+    if a.shape != b.shape or a.dim() != 1 or len(a) < 2:
+        raise ValueError(f"need two equal-length 1-D series of at least 2 paired draws, got {tuple(a.shape)} and {tuple(b.shape)}")
+    diff = (a - b).double() * scale
+    mean, sd, n = float(diff.mean()), float(diff.std()), len(diff)
+    ahead = int((diff > 0).sum())
+    numbers = f"{name_a} ahead in {ahead} of {n} draws, mean difference {mean:+.1f} ± {sd:.1f}{unit} (± sd)"
+    if abs(mean) > z * sd / math.sqrt(n):
+        verb = "better than" if mean > 0 else "worse than"
+        return f"{name_a} is {verb} {name_b}: {numbers}"
+    return f"{name_a} and {name_b} do not differ consistently: {numbers}"
 
 
 def few_labels(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:

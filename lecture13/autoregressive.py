@@ -79,7 +79,8 @@ class MaskedConv2d(nn.Conv2d):
 
 
 def show_mask(mask: torch.Tensor, ax=None, title: str | None = None):
-    """Draw a (k, k) causal mask: green = weight kept, white = zeroed, red frame = the centre pixel."""
+    """Draw a (k, k) causal mask cell by cell: green = weight kept, white = zeroed, grey lines =
+    the kernel's cells, red frame = the centre (the pixel being predicted)."""
     import matplotlib.pyplot as plt
 
     mask = mask.detach().reshape(mask.shape[-2:]).float()
@@ -87,9 +88,11 @@ def show_mask(mask: torch.Tensor, ax=None, title: str | None = None):
         _, ax = plt.subplots(figsize=(2.6, 2.6))
     k = mask.shape[-1]
     ax.imshow(mask, cmap="Greens", vmin=0, vmax=1.3)
-    ax.add_patch(plt.Rectangle((k // 2 - 0.5, k // 2 - 0.5), 1, 1, fill=False, ec="red", lw=2))
-    ax.set_xticks([])
-    ax.set_yticks([])
+    ax.set_xticks([i - 0.5 for i in range(k + 1)], minor=True)
+    ax.set_yticks([i - 0.5 for i in range(k + 1)], minor=True)
+    ax.grid(which="minor", color="#888", lw=0.8)
+    ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+    ax.add_patch(plt.Rectangle((k // 2 - 0.5, k // 2 - 0.5), 1, 1, fill=False, ec="red", lw=2.5))
     ax.set_title(title if title is not None else f"{int(mask.sum())} of {mask.numel()} weights kept", fontsize=10)
     return ax
 
@@ -391,6 +394,38 @@ def _fit(model: AutoregressiveModel, options: dict) -> History:
     return train(model, budgeted, step_fn=step, epochs=options["epochs"],
                  max_steps=options.get("max_steps"), device=options.get("device", "cpu"), seed=options["seed"],
                  progress=options.get("progress", True), desc=type(model).__name__)
+
+
+def learning_curve(build, train_images: torch.Tensor, test_images: torch.Tensor, steps: int, eval_every: int,
+                   batch_size: int = 32, lr: float = 3e-3, seed: int = 0) -> dict[str, list[float]]:
+    """Train a fresh ``build()`` with the course's loop and measure its test NLL as it learns.
+
+    The batches come from one permutation of ``train_images`` fixed by ``seed`` (so two models
+    trained with the same seed see the same images in the same order). Every ``eval_every``
+    steps, training pauses and the mean NLL of ``test_images`` is measured; the clock counts
+    training only. Returns ``{"steps", "seconds", "nll"}``, one entry per measurement, starting
+    at step 0."""
+    if steps < eval_every or steps % eval_every:
+        raise ValueError(f"steps ({steps}) must be a positive multiple of eval_every ({eval_every})")
+    torch.manual_seed(seed)
+    model = build()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(seed))
+    positions = torch.arange(steps * batch_size) % len(order)       # wraps around after an epoch
+    batches = list(train_images[order[positions]].split(batch_size))
+
+    def test_nll() -> float:
+        with torch.no_grad():
+            return float(model.eval().nll(test_images).mean())
+
+    curve = {"steps": [0], "seconds": [0.0], "nll": [test_nll()]}
+    for start in range(0, steps, eval_every):
+        run = train(model, batches[start:start + eval_every], nll_loss, optimizer=optimizer, device="cpu",
+                    seed=None, progress=False)
+        curve["steps"].append(start + eval_every)
+        curve["seconds"].append(curve["seconds"][-1] + run.seconds)
+        curve["nll"].append(test_nll())
+    return curve
 
 
 @torch.no_grad()

@@ -129,7 +129,8 @@ def latent_grid(decode: Callable[[torch.Tensor], torch.Tensor], n: int = 15, spa
 # (label, children). Leaves name the models this course builds.
 TAXONOMY = ("Generative models", [
     ("Explicit density", [
-        ("Tractable density", [("Autoregressive:\nPixelRNN, PixelCNN\n(notebook 01)", [])]),
+        ("Tractable density", [("Autoregressive:\nPixelRNN, PixelCNN\n(notebook 01)", []),
+                               ("Change of variables:\nnormalizing flows\n(RealNVP, Glow)", [])]),
         ("Approximate density", [("Variational:\nVAE\n(notebook 03)", []), ("Markov chain:\nBoltzmann machine", [])]),
     ]),
     ("Implicit density", [
@@ -145,9 +146,10 @@ def _leaves(node) -> int:
 
 def draw_taxonomy(tree=TAXONOMY, ax=None, highlight: Sequence[str] = ("PixelRNN", "VAE", "GAN")):
     """Draw a tree of (label, children) top-down; leaves containing a ``highlight`` word are
-    the families this course implements. Returns the axes."""
+    the families this course implements. Each arrow runs from the edge of a parent's box to the
+    edge of its child's, so every arrowhead shows. Returns the axes."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(11, 4.2))
+        _, ax = plt.subplots(figsize=(12, 4.4))
 
     def depth(node) -> int:
         return 1 + max((depth(c) for c in node[1]), default=0)
@@ -155,23 +157,25 @@ def draw_taxonomy(tree=TAXONOMY, ax=None, highlight: Sequence[str] = ("PixelRNN"
     levels = depth(tree)
 
     def place(node, left: float, level: int):
-        width = _leaves(node)
-        x, y = left + width / 2, levels - 1 - level
+        x, y = left + _leaves(node) / 2, levels - 1 - level
         label, children = node
         course = any(word in label for word in highlight)
-        ax.text(x, y, label, ha="center", va="center", fontsize=9,
-                bbox=dict(boxstyle="round,pad=0.35", fc="#ffe9b3" if course else "#e8eef7",
-                          ec="#c47f00" if course else "#5b7bb2"))
+        box = ax.text(x, y, label, ha="center", va="center", fontsize=9,
+                      bbox=dict(boxstyle="round,pad=0.35", fc="#ffe9b3" if course else "#e8eef7",
+                                ec="#c47f00" if course else "#5b7bb2"))
         cursor = left
         for child in children:
-            cx = cursor + _leaves(child) / 2
-            ax.annotate("", xy=(cx, y - 1 + 0.22), xytext=(x, y - 0.22),
-                        arrowprops=dict(arrowstyle="-|>", color="#666", lw=0.8))
-            place(child, cursor, level + 1)
+            child_box = place(child, cursor, level + 1)
+            ax.annotate("", xy=(0.5, 1.0), xycoords=child_box, xytext=(0.5, 0.0), textcoords=box,
+                        arrowprops=dict(arrowstyle="-|>", color="#555", lw=0.9, shrinkA=2, shrinkB=2,
+                                        mutation_scale=12))
             cursor += _leaves(child)
+        return box
 
     place(tree, 0.0, 0)
-    ax.set_xlim(-0.2, _leaves(tree) + 0.2)
-    ax.set_ylim(-0.6, levels - 0.4)
+    ax.set_xlim(-0.1, _leaves(tree) + 0.1)
+    ax.set_ylim(-0.7, levels - 0.4)
     ax.set_axis_off()
+    ax.text(_leaves(tree) + 0.1, -0.7, "highlighted: built in this course", ha="right", va="bottom", fontsize=8,
+            color="#c47f00")
     return ax

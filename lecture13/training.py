@@ -34,6 +34,21 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+COURSE_THREADS = 2  # the 2-core laptop every notebook's run time is measured on
+
+
+def set_threads(default: int = COURSE_THREADS) -> int:
+    """Fix torch's CPU threads so timings are reproducible: ``$OMP_NUM_THREADS`` when it is set
+    (the test suite gives each of its parallel workers one), else ``default``, at most the cores."""
+    import os
+
+    wanted = os.environ.get("OMP_NUM_THREADS", "")
+    threads = int(wanted) if wanted.isdigit() and int(wanted) > 0 else default
+    threads = max(1, min(threads, os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    return threads
+
+
 def pick_device(device: str | torch.device | None = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; anything else is taken as given."""
     if device is None or device == "auto":

@@ -124,3 +124,54 @@ def test_weights_table_lists_every_entry_with_its_headline_metric():
     ]
     shipped = checkpoints.weights_table()
     assert all(f"| `{name}` |" in shipped for name in checkpoints.available())
+
+
+def test_every_shipped_sample_bank_matches_its_checksum_and_its_checkpoint():
+    banks = {name: entry["samples"] for name, entry in checkpoints.read_manifest().items() if "samples" in entry}
+    assert {"pixelcnn", "pixelrnn", "gated_pixelcnn", "gated_pixelcnn256"} <= set(banks)
+    for name, record in banks.items():
+        images = checkpoints.pretrained_samples(name)
+        assert images.shape == (record["n"], 1, 28, 28) and 0 <= images.min() and images.max() <= 1, name
+        assert record["command"].startswith(f"python -m lecture13 samples {name}"), name
+        assert checkpoints.WEIGHTS_DIR.joinpath(record["file"]).stat().st_size < 2 * 2**20, name
+
+
+@pytest.fixture
+def weights_copy(tmp_path, monkeypatch):
+    """A copy of the factorized checkpoint in a weights folder of its own, with a sample bank."""
+    import shutil
+
+    entry = checkpoints.read_manifest()["factorized"]
+    shutil.copy(checkpoints.WEIGHTS_DIR / entry["file"], tmp_path / entry["file"])
+    monkeypatch.setattr(checkpoints, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(checkpoints, "MANIFEST", tmp_path / "manifest.json")
+    checkpoints.write_manifest_entry("factorized", entry)
+    images = checkpoints.draw_samples("factorized", pretrained("factorized"), 300, seed=4)
+    record = checkpoints.save_samples("factorized", images, seed=4, command="python -m lecture13 samples factorized")
+    return tmp_path, images, record
+
+
+def test_sample_bank_round_trip_in_chunks(weights_copy):
+    _, images, record = weights_copy
+    assert record["n"] == 300 and len(images) == 300
+    loaded = checkpoints.pretrained_samples("factorized")
+    assert torch.equal(loaded, images)                              # binary images survive the uint8 round trip
+    # chunk j is recipe.sample(model, SAMPLE_CHUNK, seed + j): the second chunk can be redrawn alone
+    second = checkpoints.draw_samples("factorized", pretrained("factorized"), 50, seed=5)
+    assert torch.equal(loaded[checkpoints.SAMPLE_CHUNK:], second)
+
+
+def test_tampered_or_stale_sample_bank_is_refused(weights_copy):
+    folder, _, record = weights_copy
+    path = folder / record["file"]
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="failed its checksum"):
+        checkpoints.pretrained_samples("factorized")
+    entry = checkpoints.read_manifest()["factorized"]
+    checkpoints.write_manifest_entry("factorized", {**entry, "samples": {**record, "checkpoint_sha256": "0" * 64}})
+    with pytest.raises(CheckpointError, match="drawn from another checkpoint"):
+        checkpoints.pretrained_samples("factorized")
+    with pytest.raises(CheckpointError, match="no shipped samples for 'nope'"):
+        checkpoints.pretrained_samples("nope")

@@ -136,3 +136,21 @@ def test_unknown_precision_is_explained():
     with pytest.raises(ValueError, match="precision applies to loss_fn"):
         train(nn.Linear(3, 1), regression_data(), step_fn=lambda batch: {"loss": 0.0}, precision="bf16",
               progress=False)
+
+
+def test_set_threads_follows_omp_num_threads_else_the_course_default(monkeypatch):
+    import os
+
+    from lecture13.training import COURSE_THREADS, set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        expected = min(COURSE_THREADS, os.cpu_count() or 1)
+        assert set_threads() == expected and torch.get_num_threads() == expected
+        monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+        assert set_threads(1) == 1
+    finally:
+        torch.set_num_threads(before)
