@@ -27,7 +27,7 @@ CONDA_TO_PYPI = {"pytorch": "torch"}
 JUPYTER_APPS = {"jupyterlab", "jupyter-server", "jupyterlab-server", "notebook", "nbclassic", "jupyter-lsp", "jupyter"}
 # Imports that only an instructor's command runs, inside the function that needs them, with the extra
 # that provides them. Every other import of the package must be satisfied by the runtime dependencies.
-EXTRA_IMPORTS = {"nbclient": "instructor"}
+EXTRA_IMPORTS = {"nbclient": "instructor", "sphinx": "site"}
 
 
 def _name(requirement: str) -> str:
@@ -111,7 +111,14 @@ def imports(source: str) -> tuple[set[str], set[str]]:
             (in_functions if inside_function else at_import).update(n.split(".")[0] for n in names)
             visit(child, inside_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
 
-    visit(ast.parse(source), False)
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:   # IPython syntax, or a newer Python's: read the import lines instead
+        for match in re.finditer(r"^([ \t]*)(?:from[ \t]+(\w+)[\w.]*[ \t]+import\b|import[ \t]+([^\n#;]+))", source, re.M):
+            names = [match[2]] if match[2] else [n.split()[0].split(".")[0] for n in match[3].split(",") if n.strip()]
+            (in_functions if match[1] else at_import).update(names)
+        return at_import, in_functions
+    visit(tree, False)
     return at_import, in_functions
 
 
@@ -137,8 +144,8 @@ def package_and_notebook_imports() -> tuple[set[str], set[str]]:
         now, later = imports(path.read_text())
         at_import |= now
         in_functions |= later
-    for path in sorted(SOLUTIONS.glob("*.ipynb")):
-        for cell in read(path).cells:
+    for file, _, _ in course.NOTEBOOKS:
+        for cell in read(SOLUTIONS / file).cells:
             if cell.cell_type == "code":  # IPython's %magic and !shell lines become `pass`; a notebook runs it all
                 at_import |= set().union(*imports(re.sub(r"^(\s*)[%!].*$", r"\1pass", cell.source, flags=re.M)))
     return third_party(at_import), third_party(in_functions)
@@ -163,6 +170,10 @@ def test_the_import_scan_sees_lazy_and_module_level_imports():
                                       "def f():\n    import nbclient\n    from .x import y\n")
     assert at_import == {"os", "torch", "numpy"} and in_functions == {"nbclient"}
     assert third_party(at_import) == {"torch", "numpy"}
+    # a cell this Python cannot parse (IPython's `obj?`, a newer f-string): its import lines still count
+    at_import, in_functions = imports("import torch, numpy as np\nfrom tqdm.auto import tqdm\nx?\n"
+                                      "def f():\n    import nbclient\n")
+    assert at_import == {"torch", "numpy", "tqdm"} and in_functions == {"nbclient"}
 
 
 # --------------------------------------------------------------------------- conda / Binder
