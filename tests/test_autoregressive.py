@@ -205,3 +205,26 @@ def test_recipe_fit_trains_in_bf16_and_refuses_an_unknown_precision():
     assert len(history.steps) == 3 and all(math.isfinite(row["loss"]) for row in history.steps)
     with pytest.raises(ValueError, match="precision must be one of"):
         ar._fit(ar.GatedPixelCNN(channels=8, layers=2), {**options, "precision": "fp16"})
+
+
+def test_a_shorter_run_reproduces_a_longer_runs_snapshot(tmp_path):
+    # The learning-rate schedule and the batches depend on the step, not on max_steps, so the
+    # snapshot a long run saves at step N is the model that `train ... --max-steps N` ships.
+    from lecture13.checkpoints import load_checkpoint
+
+    options = {"epochs": 1, "batch_size": 8, "lr": 1e-2, "seed": 0, "subset": "embedded", "progress": False,
+               "lr_half_life": 0.001}
+
+    def fresh():
+        torch.manual_seed(0)
+        return ar.GatedPixelCNN(channels=4, layers=2, levels=256)
+
+    long_run = fresh()
+    ar._fit(long_run, {**options, "max_steps": 3, "snapshot": str(tmp_path / "snap.pt"), "snapshot_every": 2})
+    snapshot, meta = load_checkpoint(tmp_path / "snap.pt")
+    assert meta["steps"] == 2
+    short_run = fresh()
+    ar._fit(short_run, {**options, "max_steps": 2})
+    for key, value in short_run.state_dict().items():
+        assert torch.equal(value, snapshot.state_dict()[key]), key
+    assert not torch.equal(long_run.state_dict()["head.3.weight"], snapshot.state_dict()["head.3.weight"])
