@@ -13,9 +13,11 @@ NOTEBOOKS = (
     ("00_generative_models.ipynb", "Generative models",
      "what a generative model is, the taxonomy, the data, and the factorized baseline every model must beat"),
     ("01_autoregressive_models.ipynb", "Autoregressive models",
-     "the chain rule, PixelRNN, PixelCNN (masks, blind spot, gated), exact likelihood and fast sampling"),
+     "the chain rule, PixelRNN, PixelCNN (masks, blind spot, gated), exact likelihood, fast sampling, what the "
+     "samples are worth, and the lecture's 256-way softmax on 8-bit images"),
     ("02_autoencoders.ipynb", "Autoencoders",
-     "encoder, latent features, decoder; latent size; features for a classifier with few labels"),
+     "encoder, latent features, decoder; latent size; features for a classifier with few labels; why decoding "
+     "random codes is not generation"),
     ("03_variational_autoencoders.ipynb", "Variational autoencoders",
      "the ELBO derived and checked numerically, the reparameterization trick, importance-weighted likelihood, "
      "a decoder that sees its neighbours (PixelVAE) and posterior collapse"),
