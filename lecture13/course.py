@@ -24,7 +24,7 @@ NOTEBOOKS = (
     ("04_generative_adversarial_networks.ipynb", "Generative adversarial networks",
      "the minimax game, the optimal discriminator, non-saturating loss, k-step training, mode collapse"),
     ("05_dcgan.ipynb", "DCGAN",
-     "convolutional GANs, a memorisation check, latent interpolation, a download-free Fréchet distance"),
+     "convolutional GANs, a memorization check, latent interpolation, a download-free Fréchet distance"),
     ("06_comparing_generative_models.ipynb", "Comparing generative models",
      "the three families side by side on one test set: likelihood, sample quality, speed"),
 )
