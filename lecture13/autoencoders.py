@@ -5,9 +5,11 @@
     L(φ, θ) = ‖x − g_θ(f_φ(x))‖²     (L2 reconstruction loss, summed over the 784 pixels)
 
 Nothing in the loss asks z to follow any distribution, so an autoencoder is *not* a generative
-model: decoding a random z gives no realistic image (notebook 02 measures this). What it does
-learn is a useful feature extractor: after training, throw the decoder away and use ``f_φ`` as
-the input of a small supervised model.
+model: decoding z ~ N(0, I) gives no realistic image, and a density fitted to the codes afterwards
+(:func:`fit_gaussian_mixture`, the "two-stage" generator) does better but never better than the
+decoder's own reconstructions (notebook 02 measures both). What it does learn is a feature
+extractor: after training, throw the decoder away and use ``f_φ`` as the input of a small
+supervised model (:func:`linear_probes`).
 
 The two halves are small reusable layers (:class:`ConvEncoder`, :class:`ConvDecoder`) that the
 VAE in :mod:`lecture13.vae` builds on.
@@ -216,40 +218,52 @@ def standardize(train_features: torch.Tensor, test_features: torch.Tensor) -> tu
 
 
 def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                 test_labels: torch.Tensor, steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-2,
-                 seed: int = 0) -> float:
-    """Test accuracy of a linear (softmax) classifier fitted to ``train_features``.
-
-    Full-batch Adam minimises cross-entropy with an L2 penalty (``weight_decay``). Give it
-    standardised features (:func:`standardize`), so one learning rate suits every feature set."""
-    return float(linear_probes(train_features[None], train_labels[None], test_features[None], test_labels,
-                               steps=steps, lr=lr, weight_decay=weight_decay, seed=seed)[0])
+                 test_labels: torch.Tensor, weight_decay: float = 1e-2, max_iter: int = 200) -> float:
+    """Test accuracy of a linear (softmax) classifier fitted to ``train_features``: the optimum of
+    :func:`fit_softmax_regression`. Give it standardised features (:func:`standardize`)."""
+    return float(linear_probes(train_features[None], train_labels[None], test_features, test_labels,
+                               weight_decay=weight_decay, max_iter=max_iter)[0])
 
 
 def linear_probes(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                  test_labels: torch.Tensor, steps: int = 300, lr: float = 0.05, weight_decay: float = 1e-2,
-                  seed: int = 0) -> torch.Tensor:
-    """:func:`linear_probe` for R draws at once: features (R, n, f) with labels (R, n), test features
-    (R, m, f) with the labels (m,) they share; returns the R test accuracies. The R classifiers have
-    their own parameters and Adam acts element by element, so each is trained exactly as it would be
-    alone (the sum of their losses has each one's loss as its only term in each one's parameters)."""
-    if train_features.dim() != 3 or test_features.dim() != 3 or train_labels.shape != train_features.shape[:2]:
-        raise ValueError(f"need train features (R, n, f), labels (R, n) and test features (R, m, f); got "
-                         f"{tuple(train_features.shape)}, {tuple(train_labels.shape)}, {tuple(test_features.shape)}")
-    generator = torch.Generator().manual_seed(seed)
-    runs, _, width = train_features.shape
-    classes = int(max(train_labels.max(), test_labels.max())) + 1
-    weight = (torch.randn(runs, width, classes, generator=generator) * 0.01).requires_grad_()
-    bias = torch.zeros(runs, 1, classes, requires_grad=True)
-    optimizer = torch.optim.Adam([weight, bias], lr=lr, weight_decay=weight_decay)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        logits = torch.baddbmm(bias, train_features, weight)
-        # the mean over each run's examples, summed over the runs: run r's gradient is its own loss's
-        F.cross_entropy(logits.flatten(0, 1), train_labels.flatten(), reduction="sum").div(train_labels.shape[1]).backward()
-        optimizer.step()
+                  test_labels: torch.Tensor, weight_decay: float = 1e-2, max_iter: int = 200) -> torch.Tensor:
+    """:func:`linear_probe` for R draws at once: features (R, n, f) with labels (R, n); test features (m, f)
+    shared by all draws, or (R, m, f); test labels (m,). Returns the R test accuracies."""
+    weight, bias = fit_softmax_regression(train_features, train_labels, weight_decay, max_iter,
+                                          classes=int(max(train_labels.max(), test_labels.max())) + 1)
     with torch.no_grad():
-        return (torch.baddbmm(bias, test_features, weight).argmax(2) == test_labels).float().mean(1)
+        return ((torch.matmul(test_features, weight) + bias).argmax(2) == test_labels).float().mean(1)
+
+
+def fit_softmax_regression(features: torch.Tensor, labels: torch.Tensor, weight_decay: float = 1e-2,
+                           max_iter: int = 200, classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """R softmax regressions at once, each solved to convergence: for every r, the weights (f, C) and bias
+    (1, C) that minimise  mean cross-entropy(features[r] W + b, labels[r]) + (weight_decay / 2) ‖W‖².
+
+    With the penalty the problem is strictly convex in W, so it has one optimum whatever the starting point
+    and however it is reached: the result depends on the features and labels only (a few hundred steps
+    of plain gradient descent or Adam from a random start would still be drifting on raw pixels). The R
+    problems are solved together by full-batch L-BFGS on the sum of their objectives, whose optimum is
+    each one's optimum, since no two share a parameter."""
+    if features.dim() != 3 or labels.shape != features.shape[:2]:
+        raise ValueError(f"need features (R, n, f) and labels (R, n); got {tuple(features.shape)} and {tuple(labels.shape)}")
+    runs, n, width = features.shape
+    classes = classes or int(labels.max()) + 1
+    weight = torch.zeros(runs, width, classes, requires_grad=True)
+    bias = torch.zeros(runs, 1, classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=max_iter, history_size=20,
+                                  line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = torch.baddbmm(bias, features, weight)
+        loss = (F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum") / n
+                + 0.5 * weight_decay * weight.pow(2).sum())
+        loss.backward()
+        return loss
+
+    optimizer.step(objective)
+    return weight.detach(), bias.detach()
 
 
 def paired_verdict(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, scale: float = 100.0,
@@ -266,9 +280,8 @@ def paired_verdict(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str, s
     ahead = int((diff > 0).sum())
     numbers = f"{name_a} ahead in {ahead} of {n} draws, mean difference {mean:+.1f} ± {sd:.1f}{unit} (± sd)"
     if abs(mean) > z * sd / math.sqrt(n):
-        verb = "better than" if mean > 0 else "worse than"
-        return f"{name_a} is {verb} {name_b}: {numbers}"
-    return f"{name_a} and {name_b} do not differ consistently: {numbers}"
+        return f"{name_a} {'beat' if mean > 0 else 'lost to'} {name_b}: {numbers}"
+    return f"no consistent difference between {name_a} and {name_b}: {numbers}"
 
 
 def few_labels(labels: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:

@@ -97,3 +97,64 @@ def test_fit_by_epochs_passes_the_precision_to_the_training_loop(images):
     assert len(history.steps) == 2
     with pytest.raises(ValueError, match="precision must be one of"):
         ae.fit_by_epochs(model, x, ae.autoencoder_loss, {**options, "precision": "fp16"})
+
+
+def test_softmax_regression_reaches_the_one_optimum_whatever_else_is_solved_with_it():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 4, (3, 60), generator=g)
+    features = torch.randn(3, 60, 5, generator=g) + 3 * torch.nn.functional.one_hot(labels, 5).float()
+    weight, bias = ae.fit_softmax_regression(features, labels, weight_decay=0.1)
+    # the optimum: the gradient of mean cross-entropy + (0.1 / 2) ||W||^2 vanishes
+    w, b = weight.clone().requires_grad_(), bias.clone().requires_grad_()
+    loss = sum(torch.nn.functional.cross_entropy(features[r] @ w[r] + b[r], labels[r]) for r in range(3)) + 0.05 * w.pow(2).sum()
+    loss.backward()
+    assert w.grad.abs().max() < 1e-3 and b.grad.abs().max() < 1e-3
+    # solved alone, or next to other problems, each one ends at the same weights
+    alone, _ = ae.fit_softmax_regression(features[1:2], labels[1:2], weight_decay=0.1)
+    assert torch.allclose(alone[0], weight[1], atol=1e-3)
+    test_labels = torch.arange(40) % 4
+    test = torch.randn(40, 5, generator=g) + 3 * torch.nn.functional.one_hot(test_labels, 5).float()
+    accuracies = ae.linear_probes(features, labels, test, test_labels)
+    assert accuracies.shape == (3,) and (accuracies > 0.8).all()
+    assert accuracies[0].item() == pytest.approx(ae.linear_probe(features[0], labels[0], test, test_labels))
+    with pytest.raises(ValueError, match=r"\(R, n, f\)"):
+        ae.linear_probes(features[0], labels[0], test, test_labels)
+
+
+def test_paired_verdict_names_a_winner_only_when_the_difference_is_consistent():
+    a = torch.tensor([0.80, 0.82, 0.81, 0.83, 0.80])
+    assert ae.paired_verdict(a, a - 0.05, "A", "B").startswith("A beat B: A ahead in 5 of 5 draws, mean difference +5.0 ± 0.0")
+    assert ae.paired_verdict(a - 0.05, a, "A", "B").startswith("A lost to B: A ahead in 0 of 5")
+    noisy = a + torch.tensor([0.02, -0.02, 0.01, -0.01, 0.0])
+    assert ae.paired_verdict(noisy, a, "A", "B").startswith("no consistent difference between A and B: A ahead in 2 of 5")
+    with pytest.raises(ValueError, match="paired"):
+        ae.paired_verdict(a, a[:3], "A", "B")
+
+
+def test_gaussian_mixture_one_component_is_the_sample_mean_and_covariance():
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(500, 3, generator=g) @ torch.tensor([[2.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.5, 0.3]]) + 5
+    fit = ae.fit_gaussian_mixture(z, components=1, ridge=0.0)
+    assert torch.allclose(fit.means[0], z.double().mean(0)) and torch.allclose(fit.covariances[0], torch.cov(z.T.double(), correction=0))
+    samples = fit.sample(20000, torch.Generator().manual_seed(1))
+    assert samples.dtype == torch.float32 and samples.shape == (20000, 3)
+    assert torch.allclose(samples.mean(0).double(), fit.means[0], atol=0.05)
+    assert torch.allclose(torch.cov(samples.T).double(), fit.covariances[0], atol=0.1)
+    assert torch.equal(samples, fit.sample(20000, torch.Generator().manual_seed(1)))
+
+
+def test_gaussian_mixture_em_finds_separated_clusters_and_raises_the_likelihood():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[-6.0, 0.0], [6.0, 0.0], [0.0, 8.0]])
+    which = torch.multinomial(torch.tensor([0.5, 0.3, 0.2]), 3000, replacement=True, generator=g)
+    z = centres[which] + 0.5 * torch.randn(3000, 2, generator=g)
+    one, three = ae.fit_gaussian_mixture(z, 1), ae.fit_gaussian_mixture(z, 3, steps=30, seed=0)
+    assert three.log_prob(z).mean() > one.log_prob(z).mean() + 1.0
+    order = three.means[:, 0].argsort()                       # left, top, right: x = -6, 0, 6
+    assert torch.allclose(three.means[order].float(), centres[[0, 2, 1]], atol=0.1)
+    assert torch.allclose(three.weights[order].float(), torch.tensor([0.5, 0.2, 0.3]), atol=0.03)
+    assert torch.allclose(three.covariances[order].float(), 0.25 * torch.eye(2).expand(3, 2, 2), atol=0.05)
+    few = ae.fit_gaussian_mixture(z, 3, steps=1, seed=0)
+    assert three.log_prob(z).mean() >= few.log_prob(z).mean()
+    with pytest.raises(ValueError, match="components"):
+        ae.fit_gaussian_mixture(z[:2], 3)
