@@ -43,3 +43,19 @@ def test_trained_model_completes_identically_with_both_samplers(name):
     assert torch.equal(fast[:, :, :14], given[:, :, :14]) and 0.05 < fast[:, :, 14:].mean() < 0.95
     images = get_recipe(name).sample(model, 1, 0)
     assert images.shape == (1, 1, 28, 28) and set(images.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_the_8bit_checkpoint_reproduces_its_recorded_nll_and_samples_intensities():
+    model, meta = pretrained("gated_pixelcnn256", with_meta=True)
+    assert isinstance(model, ar.GatedPixelCNN) and model.levels == 256
+    assert meta["command"].startswith("python -m lecture13 train gated_pixelcnn256") and "--ship" in meta["command"]
+    assert meta["train_subset"] == "full" and meta["seed"] == 0 and meta["steps"] == 2000
+    measured = ar.evaluate_nll(model, "embedded")                 # on the 8-bit test images
+    assert measured["nll_nats"] == pytest.approx(meta["metrics"]["embedded_test"]["nll_nats"], abs=TOLERANCE_NATS)
+    assert measured["bits_per_dim"] < 4.0                          # independent per-pixel histograms: about 4.6
+    given = tensors("test", "unit", limit=2)[0]
+    fast = complete(model, given, known_rows=26, generator=torch.Generator().manual_seed(0))
+    naive = complete(model, given, known_rows=26, generator=torch.Generator().manual_seed(0), fast=False)
+    assert torch.equal(fast, naive) and torch.equal(fast[:, :, :26], given[:, :, :26])
+    levels = (fast * 255).round()
+    assert torch.allclose(fast * 255, levels, atol=1e-3) and len(levels.unique()) > 2   # grey levels, not binary
