@@ -124,7 +124,7 @@ def to_bits_per_dim(value: float, unit: str, num_dims: int = 784) -> float:
 
 # --------------------------------------------------------------------------- likelihood
 @torch.no_grad()
-def exact_nll(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> float:
+def exact_nll(model: nn.Module, x: torch.Tensor, batch_size: int = 100) -> float:
     """Mean −log p(x) in nats per image of a model with an exact ``nll``."""
     model.eval()
     return float(torch.cat([model.nll(xb) for xb in x.split(batch_size)]).double().mean())

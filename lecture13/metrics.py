@@ -74,7 +74,7 @@ _CLASSIFIER: FeatureClassifier | None = None
 
 @torch.no_grad()
 def image_features(images: torch.Tensor, classifier: FeatureClassifier | None = None,
-                   batch_size: int = 1000) -> torch.Tensor:
+                   batch_size: int = 200) -> torch.Tensor:
     """φ(x) of images in [0, 1], shape (N, 1, 28, 28): the classifier's penultimate features (N, 128)."""
     if images.dim() != 4 or tuple(images.shape[1:]) != (1, 28, 28):
         raise ValueError(f"expected images of shape (N, 1, 28, 28), got {tuple(images.shape)}")
@@ -90,7 +90,7 @@ def image_features(images: torch.Tensor, classifier: FeatureClassifier | None = 
 
 @torch.no_grad()
 def class_probabilities(images: torch.Tensor, classifier: FeatureClassifier | None = None,
-                        batch_size: int = 1000) -> torch.Tensor:
+                        batch_size: int = 200) -> torch.Tensor:
     """p(class | x) of the shipped classifier for images in [0, 1], shape (N, 1, 28, 28): (N, 10)."""
     features = image_features(images, classifier, batch_size)
     classifier = classifier or feature_classifier()
