@@ -62,7 +62,6 @@ class Sizes:
     sampler_images: int = 64
     sampler_size: tuple[int, int] = (28, 28)
     comparison: comparison.Settings = field(default_factory=lambda: comparison.NOTEBOOK)
-    frechet_samples: int | None = 256          # a second Fréchet distance at this sample size (None: skip)
     grading_copies: int = 10
     grading_jobs: int = 2
     grading_largest: bool = True               # also the notebook with the most exercises
@@ -71,7 +70,7 @@ class Sizes:
 
 FULL = Sizes()
 QUICK = Sizes(notebooks=[], train_steps=(1, 2), recipes=("factorized", "pixelcnn", "vae"), sampler_images=4, sampler_size=(8, 8), comparison=comparison.QUICK,
-              frechet_samples=None, grading_copies=1, grading_jobs=1, grading_largest=False, quick=True)
+              grading_copies=1, grading_jobs=1, grading_largest=False, quick=True)
 
 
 def bench_script(name: str):
@@ -226,23 +225,15 @@ def measure_comparison(sizes: Sizes, previous: dict | None = None) -> tuple[str,
     models = comparison.load()
     result = comparison.measure(models, settings)
     data = {"settings": vars(settings), "models": result.rows, "sampler": result.sampler,
-            "floors": result.floors, "sharpness": result.sharpness, "claims": comparison.claims(result),
+            "references": result.references, "sharpness": result.sharpness, "claims": comparison.claims(result),
             "not_shipped": [c.name for c in comparison.CONTENDERS if c.name not in models]}
     md = comparison.markdown(result)
-    if sizes.frechet_samples and result.samples:
-        n = sizes.frechet_samples
-        images = {name: comparison.draw(models[name][0], n, settings.seed + 1) for name in result.samples}
-        scores, floors = comparison.frechet_scores(images, {k: comparison.BY_NAME[k].space for k in images},
-                                                   settings.floor_draws, settings.seed)
-        data["frechet_large"] = {"samples": n, "scores": scores, "floors": floors}
-        rows = [{"model": comparison.BY_NAME[k].label, "frechet_distance": round(s["frechet_distance"], 1),
-                 "floor": round(s["floor"], 1), "ratio_to_floor": round(s["ratio_to_floor"], 2)} for k, s in scores.items()]
-        md += f"\n\nFréchet distance at {n} samples per model (seed {settings.seed + 1}):\n\n" + markdown_table(rows)
-    marks = {True: "holds", False: "**does not hold**", None: "?"}
+    marks = {True: "holds", False: "**does not hold**", None: "undecided"}
     md += "\n\nThe lecture's claims, checked against these numbers:\n\n" + "\n".join(
         f"* {c['claim']}: {marks[c['holds']]} ({c['evidence']})" for c in data["claims"])
     md += (f"\n\nSettings: {settings.test_images} test images of the embedded subset, K = {settings.iw_k} importance "
-           f"samples, {settings.samples} samples per model (seed {settings.seed}), PixelCNN naive sampler timed on "
+           f"samples, likelihoods {settings.likelihood}, {settings.samples} samples per model timed (seed {settings.seed}) and "
+           f"{settings.quality_samples:,} scored for quality, PixelCNN naive sampler timed on "
            f"{settings.naive_rows or 'all'} row(s) and extrapolated (see the sampling section for the full measurement).")
     if data["not_shipped"]:
         md += f"\n\nNot shipped yet, left out: {', '.join(data['not_shipped'])}."

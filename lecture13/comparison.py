@@ -5,7 +5,8 @@ so the table a student sees and the one in ``benchmarks/results.md`` come from t
 For each shipped model (:data:`CONTENDERS`) it measures, on the same test images and with the
 same seeds:
 
-* **likelihood** (:func:`likelihood`): the exact NLL of the explicit tractable models
+* **likelihood** (:func:`likelihood`, or :func:`recorded_likelihood`: the same numbers recorded
+  with each checkpoint on all 2,000 test images and re-verified by the tests): the exact NLL of the explicit tractable models
   (factorized, PixelCNN, Gated PixelCNN, PixelRNN); for the VAE the negative ELBO and the negative
   importance-weighted bound −L_K (Burda et al. 2016); for the GAN nothing. Since
 
@@ -13,10 +14,12 @@ same seeds:
 
   the VAE's numbers are *upper bounds* on its NLL. Units: nats per image and
   bits/dim = NLL / (D ln 2), D = 784 (:func:`to_bits_per_dim`).
-* **sample quality** (:func:`frechet_scores`): the Fréchet distance of each model's samples to the
-  real test images in the shipped classifier's feature space (:mod:`lecture13.metrics`), next to
-  the *floor*: the same distance for real training images, at the same sample size. For the
-  VAE-vs-GAN sharpness claim, :func:`sharpness` scores both in one grayscale space with more images.
+* **sample quality** (:func:`quality`): the course's one protocol (:mod:`lecture13.metrics`):
+  1,000 samples per model (the autoregressive models' are pre-drawn and shipped with their
+  checkpoints, :func:`quality_samples`), their Fréchet distance to the 2,000 grayscale test images
+  in the shipped classifier's feature space and the fraction the classifier is > 90 % sure of,
+  next to real training images scored the same way, grayscale and binarized (the references).
+  For the VAE-vs-GAN sharpness claim, :func:`sharpness` scores the VAE's decoder means the same way.
 * **sampling time** (:func:`time_sampling`, :func:`naive_vs_fast`): seconds to draw 64 images; for
   the PixelCNN both the naive and the cached sampler (:mod:`lecture13.sampling`).
 * **training cost** (:func:`training_cost`): the time and images seen to reach the shipped
@@ -42,6 +45,7 @@ from .data import tensors
 from .factorized import FactorizedBernoulli
 from .gan import GANBase, interpolate, signed_to_unit
 from .likelihood import bits_per_dim
+from .metrics import QUALITY_SAMPLES
 from .vae import VAE, elbo, iw_log_likelihood
 
 
@@ -75,17 +79,18 @@ class Settings:
 
     test_images: int = 2000          # the embedded test subset (all of it)
     iw_k: int = 100                  # importance samples per image for L_K
-    samples: int = 64                # samples per model: timed, shown, scored
+    samples: int = 64                # samples per model: timed and shown
     naive_rows: int | None = 1       # PixelCNN naive sampler timed on the last rows only (None: all rows)
-    floor_draws: int = 5             # real-vs-real floors averaged over this many draws of training images
+    quality_samples: int = QUALITY_SAMPLES  # samples per model scored for quality (the course's protocol)
+    reference_draws: int = 5         # real references averaged over this many draws of training images
     interpolation_steps: int = 8
-    sharpness_images: int = 1000     # VAE decoder means vs DCGAN samples, both grayscale: one space, one floor
+    likelihood: str = "measured"     # "measured" here, or "recorded" with the checkpoint (all 2,000 test images)
     seed: int = 0
 
 
-NOTEBOOK = Settings()
-QUICK = Settings(test_images=100, iw_k=4, samples=8, naive_rows=1, floor_draws=2, interpolation_steps=4,
-                 sharpness_images=16)
+NOTEBOOK = Settings(likelihood="recorded")
+QUICK = Settings(test_images=100, iw_k=4, samples=8, naive_rows=1, quality_samples=16, reference_draws=2,
+                 interpolation_steps=4)
 
 
 def load(contenders=CONTENDERS, verbose: bool = True) -> dict[str, tuple[nn.Module, dict]]:
@@ -99,7 +104,7 @@ def load(contenders=CONTENDERS, verbose: bool = True) -> dict[str, tuple[nn.Modu
                 print(f"⚠ {c.name}: not shipped yet, left out of the comparison ({str(err).split(';')[0]}). "
                       f"Train it with `python -m lecture13 train {c.name} --ship`.")
             continue
-        models[c.name] = (model, meta)
+        models[c.name] = (model, {**meta, "shipped": True})   # its shipped sample bank belongs to these weights
         if verbose:
             params = sum(p.numel() for p in model.parameters())
             print(f"✔ {c.name}: {type(model).__name__}, {params:,} parameters, trained with `{meta.get('command', '?')}`")
@@ -148,6 +153,21 @@ def likelihood(model: nn.Module, x: torch.Tensor, iw_k: int = 100, seed: int = 0
         nll = exact_nll(model, x)
         return {"kind": "exact", "nats": nll, "bits_per_dim": bits_per_dim(nll)}
     raise TypeError(f"no likelihood rule for {type(model).__name__}; expected an autoregressive, factorized, VAE or GAN model")
+
+
+def recorded_likelihood(meta: dict, kind: str, iw_k: int = 100) -> dict:
+    """The likelihood numbers recorded with a checkpoint on all 2,000 embedded test images (by
+    ``python -m lecture13 train NAME --ship``, with the same functions and seeds as
+    :func:`likelihood`; the checkpoint tests recompute them), in :func:`likelihood`'s format."""
+    if kind == "none":
+        return {"kind": "none"}
+    m = meta.get("metrics", {}).get("embedded_test", {})
+    if kind == "exact":
+        nll = m["nll_nats"]
+        return {"kind": "exact", "nats": nll, "bits_per_dim": bits_per_dim(nll), "source": "recorded"}
+    neg_iw, neg_elbo = m[f"iw_nll_k{iw_k}"], m["neg_elbo"]
+    return {"kind": "bound", "nats": neg_iw, "bits_per_dim": bits_per_dim(neg_iw), "iw_k": iw_k,
+            "neg_elbo_nats": neg_elbo, "neg_elbo_bits_per_dim": bits_per_dim(neg_elbo), "source": "recorded"}
 
 
 # --------------------------------------------------------------------------- samples and their cost
@@ -233,54 +253,41 @@ def real_images(space: str, split: str = "test", limit: int | None = None) -> to
     return tensors(split, space, limit=limit)[0]
 
 
-def frechet_floor(space: str, n: int, draws: int = 5, seed: int = 0, classifier=None,
-                  reference: torch.Tensor | None = None) -> dict:
-    """The real-vs-real Fréchet distance at sample size ``n``: ``draws`` random sets of ``n``
-    training images against the test images. A perfect generator scores about this (finite
-    samples of one distribution are never at distance 0); ``std`` shows how noisy one score is."""
-    from .metrics import frechet_distance, image_features
+def quality_samples(name: str, model: nn.Module, n: int = QUALITY_SAMPLES, seed: int = 0,
+                    shipped: bool = False) -> tuple[torch.Tensor, str]:
+    """``(images, source)``: the ``n`` samples a model's quality is scored on. A shipped model whose
+    sampling is slow has a checked bank of pre-drawn samples beside its checkpoint
+    (:func:`lecture13.checkpoints.pretrained_samples`); other models are drawn here with :func:`draw`."""
+    from .checkpoints import pretrained_samples
 
-    reference = image_features(real_images(space), classifier) if reference is None else reference
-    train = real_images(space, "train")
-    generator = torch.Generator().manual_seed(seed)
-    scores = torch.tensor([frechet_distance(image_features(train[torch.randperm(len(train), generator=generator)[:n]],
-                                                           classifier), reference) for _ in range(draws)])
-    return {"mean": float(scores.mean()), "std": float(scores.std()) if draws > 1 else 0.0, "n": n, "draws": draws}
+    bank = None
+    if shipped:
+        try:
+            bank, record = pretrained_samples(name, with_meta=True)
+        except CheckpointError:
+            bank = None
+    if bank is not None and len(bank) >= n:
+        return bank[:n], f"shipped with the checkpoint (`{record['command']}`)"
+    return draw(model, n, seed), f"drawn here (seed {seed})"
 
 
-def frechet_scores(samples: dict[str, torch.Tensor], spaces: dict[str, str], floor_draws: int = 5, seed: int = 0,
-                   classifier=None) -> tuple[dict[str, dict], dict[str, dict]]:
-    """``(scores, floors)``: each model's Fréchet distance to the real test images of its space,
-    and the floors (real-vs-real at the same sample size), keyed ``"space/n"``."""
-    from .metrics import frechet_distance, image_features
+def quality(images: torch.Tensor, reference: torch.Tensor | None = None, classifier=None) -> dict:
+    """The protocol's two numbers for one set of samples in [0, 1]: the Fréchet distance to the
+    grayscale test images and the fraction the classifier is > 90 % sure of."""
+    from .metrics import protocol_scores
 
-    references = {s: image_features(real_images(s), classifier) for s in sorted(set(spaces.values()))}
-    floors, scores = {}, {}
-    for name, images in samples.items():
-        space, n = spaces[name], len(images)
-        key = f"{space}/{n}"
-        if key not in floors:
-            floors[key] = frechet_floor(space, n, floor_draws, seed, classifier, references[space])
-        fd = frechet_distance(image_features(images, classifier), references[space])
-        scores[name] = {"frechet_distance": fd, "floor": floors[key]["mean"], "ratio_to_floor": fd / floors[key]["mean"],
-                        "space": space, "samples": n}
-    return scores, floors
+    return protocol_scores(images, reference, classifier)
 
 
 @torch.no_grad()
-def sharpness(vae: VAE, gan: GANBase, n: int = 1000, floor_draws: int = 5, seed: int = 0, classifier=None) -> dict:
-    """The claim "VAE samples are blurry, GAN samples sharp", measured in one space: the decoder means
-    σ(decoder(z)) (the picture a VAE is known by; its Bernoulli draws are speckled, not blurry) and
-    the DCGAN's samples, ``n`` of each, are both grayscale images in [0, 1], so both are scored
-    against the same grayscale test images and share one real-vs-real floor. (The table scores
-    each model in its own space at 64 samples, where the two floors differ and each is noisy.)"""
+def sharpness(vae: VAE, n: int = QUALITY_SAMPLES, seed: int = 0, reference: torch.Tensor | None = None,
+              classifier=None) -> dict:
+    """The VAE's decoder means σ(decoder(z)), z ~ N(0, I) — the blurry picture a VAE is known by
+    (its Bernoulli draws, scored in the table, are speckled instead) — scored by :func:`quality`,
+    the same protocol as every model's samples: the claim "GAN samples are sharper than a VAE's"
+    compares them with the DCGAN's row."""
     vae.eval()
-    gan.eval()
-    images = {"vae": vae.sample(n, torch.Generator().manual_seed(seed), probabilities=True),
-              "dcgan": signed_to_unit(gan.sample(n, torch.Generator().manual_seed(seed)))}
-    scores, floors = frechet_scores(images, {"vae": "unit", "dcgan": "unit"}, floor_draws, seed, classifier)
-    return {"images": n, "floor": floors[f"unit/{n}"],
-            **{name: scores[name]["frechet_distance"] for name in images}}
+    return quality(vae.sample(n, torch.Generator().manual_seed(seed), probabilities=True), reference, classifier)
 
 
 # --------------------------------------------------------------------------- training cost
@@ -332,14 +339,14 @@ def interpolation(model: nn.Module, steps: int = 8, seed: int = 0, pair: torch.T
 # --------------------------------------------------------------------------- everything at once
 @dataclass
 class Comparison:
-    """What :func:`measure` found: one row per model, the samples, the PixelCNN samplers, the floors."""
+    """What :func:`measure` found: one row per model, the samples, the PixelCNN samplers, the real references."""
 
     rows: list[dict] = field(default_factory=list)
     samples: dict[str, torch.Tensor] = field(default_factory=dict)
     interpolations: dict[str, torch.Tensor] = field(default_factory=dict)
     sampler: dict | None = None
-    floors: dict[str, dict] = field(default_factory=dict)
-    sharpness: dict | None = None
+    references: dict[str, dict] = field(default_factory=dict)   # real images under the quality protocol
+    sharpness: dict | None = None                                # the VAE's decoder means under the protocol
     settings: Settings = field(default_factory=Settings)
 
     def row(self, name: str) -> dict | None:
@@ -355,46 +362,61 @@ def measure(models: dict[str, tuple[nn.Module, dict]], settings: Settings = NOTE
             classifier=None) -> Comparison:
     """Measure every loaded model (from :func:`load`) with the same test images, seeds and sample
     counts; print one line per measurement as it goes."""
+    from .metrics import quality_references, test_features
+
     x = real_images("binary", limit=settings.test_images)
+    recorded = settings.likelihood == "recorded" and settings.test_images == 2000
     result = Comparison(settings=settings)
+    try:
+        reference = test_features(classifier)
+    except CheckpointError as err:
+        _say(verbose, f"⚠ sample quality not measured: the feature classifier is not shipped yet ({err})")
+        reference = None
     for c in CONTENDERS:
         if c.name not in models:
             continue
         model, meta = models[c.name]
         started = time.perf_counter()
-        row = {"name": c.name, "label": c.label, "family": c.family, "likelihood": likelihood(model, x, settings.iw_k, settings.seed)}
+        lik = recorded_likelihood(meta, c.likelihood, settings.iw_k) if recorded else \
+            likelihood(model, x, settings.iw_k, settings.seed)
+        row = {"name": c.name, "label": c.label, "family": c.family, "likelihood": lik}
         images, row["sample_s"] = time_sampling(model, settings.samples, settings.seed)
         result.samples[c.name] = images
         row["training"] = training_cost(meta)
         row["latent"] = latent_description(model)
+        if reference is not None:
+            scored, source = quality_samples(c.name, model, settings.quality_samples, settings.seed,
+                                             shipped=meta.get("shipped", False))
+            row["quality"] = {**quality(scored, reference, classifier), "source": source}
+        else:
+            row["quality"] = None
         path = interpolation(model, settings.interpolation_steps, settings.seed)
         if path is not None:
             result.interpolations[c.name] = path
         result.rows.append(row)
-        nats = row["likelihood"].get("nats")
-        _say(verbose, f"{c.name:15s} likelihood: {row['likelihood']['kind']:5s} "
-                      f"{'' if nats is None else f'{nats:7.2f} nats'}   {settings.samples} samples: {row['sample_s']:6.2f} s"
-                      f"   (measured in {time.perf_counter() - started:.1f} s)")
+        nats = lik.get("nats")
+        q = row["quality"]
+        _say(verbose, f"{c.name:15s} likelihood: {lik['kind']:5s} "
+                      f"{'' if nats is None else f'{nats:7.2f} nats'}{' (recorded)' if lik.get('source') == 'recorded' else ''}"
+                      f"   {settings.samples} samples: {row['sample_s']:6.2f} s"
+                      + ("" if q is None else f"   Fréchet {q['frechet']:6.1f}, sure {q['confident']:.0%} ({q['samples']} samples)")
+                      + f"   (measured in {time.perf_counter() - started:.1f} s)")
     if "pixelcnn" in models:
         result.sampler = naive_vs_fast(models["pixelcnn"][0], settings.samples, settings.seed, settings.naive_rows)
         s = result.sampler
         _say(verbose, f"PixelCNN, {s['images']} images: naive {s['naive_s']:.1f} s"
                       f"{' (extrapolated from ' + str(s['naive_rows_measured']) + ' row(s))' if s['naive_extrapolated'] else ''}, "
                       f"cached {s['fast_s']:.2f} s: {s['ratio']:.0f}× faster, same samples: {s['same_samples']}")
-    try:
-        scores, result.floors = frechet_scores(result.samples, {n: BY_NAME[n].space for n in result.samples},
-                                               settings.floor_draws, settings.seed, classifier)
-    except CheckpointError as err:
-        _say(verbose, f"⚠ Fréchet distances not measured: the feature classifier is not shipped yet ({err})")
-        scores = {}
-    for row in result.rows:
-        row["frechet"] = scores.get(row["name"])
-    if scores and "vae" in models and "dcgan" in models:
-        result.sharpness = sharpness(models["vae"][0], models["dcgan"][0], settings.sharpness_images,
-                                     settings.floor_draws, settings.seed, classifier)
-        h = result.sharpness
-        _say(verbose, f"Same space, {h['images']} images each: DCGAN {h['dcgan']:.1f} vs VAE decoder means "
-                      f"{h['vae']:.1f} (grayscale floor {h['floor']['mean']:.1f} ± {h['floor']['std']:.1f})")
+    if reference is not None:
+        result.references = quality_references(settings.quality_samples, settings.reference_draws, settings.seed,
+                                               reference, classifier)
+        r = result.references
+        _say(verbose, f"real training images, {settings.quality_samples} × {settings.reference_draws} draws: "
+                      f"grayscale Fréchet {r['real']['frechet']:.1f} ± {r['real']['frechet_std']:.1f}, "
+                      f"binarized {r['binarized']['frechet']:.1f} ± {r['binarized']['frechet_std']:.1f}")
+        if "vae" in models:
+            result.sharpness = sharpness(models["vae"][0], settings.quality_samples, settings.seed, reference, classifier)
+            _say(verbose, f"VAE decoder means, {settings.quality_samples} images: Fréchet {result.sharpness['frechet']:.1f}")
     return result
 
 
@@ -406,8 +428,9 @@ def _num(value, digits: int = 1) -> str:
 def table_rows(result: Comparison) -> list[dict]:
     """The notebook's table: one dict of display strings per model."""
     out = []
+    n = result.settings.quality_samples
     for r in result.rows:
-        lik, fd, train = r["likelihood"], r.get("frechet"), r["training"]
+        lik, q, train = r["likelihood"], r.get("quality"), r["training"]
         if lik["kind"] == "exact":
             nll, bpd = f"{lik['nats']:.1f} (exact)", f"{lik['bits_per_dim']:.4f}"
         elif lik["kind"] == "bound":
@@ -417,15 +440,26 @@ def table_rows(result: Comparison) -> list[dict]:
             nll, bpd = "no likelihood", "—"
         out.append({
             "model": r["label"], "family": r["family"], "NLL (nats/image)": nll, "bits/dim": bpd,
-            f"Fréchet dist. ({fd['samples']} samples)" if fd else "Fréchet dist.":
-                f"{fd['frechet_distance']:.1f} ({fd['ratio_to_floor']:.1f}× floor)" if fd else "—",
-            "64 samples (s)" if result.settings.samples == 64 else f"{result.settings.samples} samples (s)": f"{r['sample_s']:.3g}",
+            f"Fréchet distance ({n:,} samples)": f"{q['frechet']:.1f}" if q else "—",
+            "classifier > 90 % sure": f"{q['confident']:.0%}" if q else "—",
+            f"{result.settings.samples} samples (s)": f"{r['sample_s']:.3g}",
             "training (min)": _num(train["seconds"] / 60 if train["seconds"] else None)
                               + (" + an earlier stage" if train.get("continued_from") else ""),
             "training images/s": _num(train["images_per_s"], 0),
             "latent space": r["latent"],
         })
     return out
+
+
+def reference_sentence(result: Comparison) -> str:
+    """The real-image references of the quality columns, in one sentence."""
+    r = result.references
+    if not r:
+        return ""
+    return (f"Real training images under the same protocol ({r['real']['n']:,} images, mean ± spread over "
+            f"{r['real']['draws']} draws): grayscale {r['real']['frechet']:.1f} ± {r['real']['frechet_std']:.1f} and "
+            f"{r['real']['confident']:.0%} sure; binarized {r['binarized']['frechet']:.1f} ± "
+            f"{r['binarized']['frechet_std']:.1f} and {r['binarized']['confident']:.0%} sure.")
 
 
 def markdown(result: Comparison) -> str:
@@ -436,10 +470,8 @@ def markdown(result: Comparison) -> str:
     columns = list(dict.fromkeys(k for row in rows for k in row))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "—")) for c in columns) + " |" for row in rows]
-    floors = "; ".join(f"{key.replace('/', ' images, ')} samples: {f['mean']:.1f} ± {f['std']:.1f}"
-                       for key, f in sorted(result.floors.items()))
-    return "\n".join(lines) + (f"\n\nReal-vs-real floor (training vs test images, {result.settings.floor_draws} draws): "
-                               f"{floors}." if floors else "")
+    ref = reference_sentence(result)
+    return "\n".join(lines) + (f"\n\n{ref}" if ref else "")
 
 
 def samples_figure(result: Comparison, per_row: int = 10, extra: dict[str, torch.Tensor] | None = None):
@@ -466,9 +498,35 @@ def interpolation_figure(result: Comparison):
 
 
 # --------------------------------------------------------------------------- the lecture's claims
+def quality_noise(result: Comparison, *names: str) -> float | None:
+    """The Fréchet distance's noise at the protocol's n, for comparing the models ``names``: the
+    spread over draws of the real reference of their kind of images (binarized for binary models,
+    grayscale for the others; the larger when both kinds take part). Differences below 3× this are
+    not read as a ranking."""
+    r = result.references
+    if not r:
+        return None
+    kinds = {"binarized" if n in BY_NAME and BY_NAME[n].space == "binary" else "real" for n in names} or {"real", "binarized"}
+    return max(r[k]["frechet_std"] for k in kinds)
+
+
+def compare_with_bound(exact_nats: float, bound_nats: float) -> dict:
+    """What an exact NLL and another model's *upper bound* on its NLL (−L_K or −ELBO) can decide.
+
+    The bounded model's true NLL is somewhere at or below ``bound_nats``. If the exact value is
+    above the bound, the bounded model is certainly better (by at least the difference). If it is
+    below, nothing is decided: the bounded model is *at most* that much worse, and may be better.
+    """
+    gap = bound_nats - exact_nats
+    if gap < 0:
+        return {"decided": True, "winner": "bounded", "at_least": -gap}
+    return {"decided": False, "winner": None, "at_most_worse": gap}
+
+
 def claims(result: Comparison) -> list[dict]:
     """The lecture's pros and cons, each checked against the measurements: ``holds`` is True,
-    False, or None when a model it needs was not measured."""
+    False, or None when the numbers cannot decide it (a model was not measured, or the comparison
+    is one an upper bound or the metric's noise cannot settle; ``evidence`` says which)."""
     row = {r["name"]: r for r in result.rows}
     out = []
 
@@ -477,34 +535,70 @@ def claims(result: Comparison) -> list[dict]:
             out.append({"claim": text, "holds": None, "evidence": f"not measured: needs {', '.join(needs)}"})
             return
         try:
-            out.append({"claim": text, "holds": bool(test()), "evidence": evidence()})
+            out.append({"claim": text, "holds": test(), "evidence": evidence()})
         except (TypeError, KeyError):
             out.append({"claim": text, "holds": None, "evidence": "not measured (a number is missing)"})
 
     ar = [n for n in ("pixelcnn", "gated_pixelcnn", "pixelrnn") if n in row]
     best_ar = min(ar, key=lambda n: row[n]["likelihood"]["nats"]) if ar else "pixelcnn"
-    bpd = lambda n: row[n]["likelihood"]["bits_per_dim"]  # noqa: E731
-    claim("Autoregressive models: exact likelihood, and the best one (lower NLL than the VAE's bound and the baseline)",
-          (best_ar, "vae", "factorized"), lambda: bpd(best_ar) < bpd("vae") and bpd(best_ar) < bpd("factorized"),
-          lambda: f"{BY_NAME[best_ar].label} {bpd(best_ar):.4f} vs VAE ≤ {bpd('vae'):.4f} vs factorized {bpd('factorized'):.4f} bits/dim")
+    nats = lambda n: row[n]["likelihood"]["nats"]  # noqa: E731
+
+    def best_likelihood():
+        if not nats(best_ar) < nats("factorized"):
+            return False
+        verdict = compare_with_bound(nats(best_ar), nats("vae"))
+        return False if verdict["decided"] else None      # exact below an upper bound decides nothing
+
+    def best_likelihood_evidence():
+        verdict = compare_with_bound(nats(best_ar), nats("vae"))
+        k = row["vae"]["likelihood"]["iw_k"]
+        vs_vae = (f"the VAE's upper bound −L_{k} = {nats('vae'):.1f} is below it: the VAE is better by at least "
+                  f"{verdict['at_least']:.1f} nats" if verdict["decided"] else
+                  f"the VAE's upper bound −L_{k} = {nats('vae'):.1f} is above it: the VAE is at most "
+                  f"{verdict['at_most_worse']:.1f} nats worse, and a bound cannot say whether it is worse at all")
+        return (f"{BY_NAME[best_ar].label} {nats(best_ar):.1f} nats (exact) vs factorized {nats('factorized'):.1f} "
+                f"(exact): better by {nats('factorized') - nats(best_ar):.1f}; {vs_vae}")
+
+    claim("Autoregressive models: exact likelihood, and the best one (below the baseline and the VAE)",
+          (best_ar, "vae", "factorized"), best_likelihood, best_likelihood_evidence)
     claim("VAE: only a lower bound on log p(x); the importance-weighted bound is tighter than the ELBO",
           ("vae",), lambda: row["vae"]["likelihood"]["nats"] <= row["vae"]["likelihood"]["neg_elbo_nats"],
           lambda: f"−L_{row['vae']['likelihood']['iw_k']} = {row['vae']['likelihood']['nats']:.1f} ≤ "
-                  f"−ELBO = {row['vae']['likelihood']['neg_elbo_nats']:.1f} nats")
-    slowest_other = lambda: max(row[n]["sample_s"] for n in ("vae", "dcgan"))  # noqa: E731
+                  f"−ELBO = {row['vae']['likelihood']['neg_elbo_nats']:.1f} nats: both upper bounds on the NLL")
+
+    def slowdown():
+        fastest = min(row[n]["sample_s"] for n in ar)
+        return {other: (min(row[n]["sample_s"] for n in ar) / row[other]["sample_s"],
+                        max(row[n]["sample_s"] for n in ar) / row[other]["sample_s"]) for other in ("vae", "dcgan")}, fastest
+
     claim("Autoregressive sampling is slow: one pixel after another (≥ 10× slower than a VAE or GAN)",
-          (best_ar, "vae", "dcgan"), lambda: min(row[n]["sample_s"] for n in ar) >= 10 * slowest_other(),
-          lambda: f"fastest autoregressive {min(row[n]['sample_s'] for n in ar):.2f} s vs VAE/DCGAN ≤ {slowest_other():.3f} s "
-                  f"for {result.settings.samples} samples")
+          (best_ar, "vae", "dcgan"), lambda: min(lo for lo, _ in slowdown()[0].values()) >= 10,
+          lambda: f"{result.settings.samples} samples on one thread: the autoregressive models take "
+                  f"{slowdown()[0]['vae'][0]:,.0f}–{slowdown()[0]['vae'][1]:,.0f}× the VAE's time and "
+                  f"{slowdown()[0]['dcgan'][0]:,.0f}–{slowdown()[0]['dcgan'][1]:,.0f}× the DCGAN's")
     s = result.sampler
     claim("Caching makes PixelCNN sampling much faster (≥ 20× at 64 images) without changing the samples",
           ("pixelcnn",), lambda: s is not None and s["ratio"] >= 20 and s["same_samples"] and s["images"] >= 64,
           lambda: f"{s['ratio']:.0f}× at {s['images']} images, same samples: {s['same_samples']}")
+    fd = lambda n: row[n]["quality"]["frechet"]  # noqa: E731
+
+    def by_noise(a: float, b: float, noise: float):
+        """True if a is below b beyond 3× the metric's noise, False if above, None if within it."""
+        return True if a < b - 3 * noise else False if a > b + 3 * noise else None
+
     h = result.sharpness
-    claim("GAN samples are sharper than VAE samples (same grayscale space: closer to the real images)", ("vae", "dcgan"),
-          lambda: h["dcgan"] < h["vae"],
-          lambda: f"Fréchet distance, {h['images']} images each: DCGAN {h['dcgan']:.1f} vs VAE decoder means "
-                  f"{h['vae']:.1f} (floor {h['floor']['mean']:.1f})")
+    gray = lambda: quality_noise(result, "dcgan")  # noqa: E731  (decoder means are grayscale too)
+    claim("GAN samples are sharper than a VAE's (its decoder means): closer to the real images",
+          ("vae", "dcgan"), lambda: by_noise(fd("dcgan"), h["frechet"], gray()),
+          lambda: f"Fréchet distance, {h['samples']:,} images each: DCGAN {fd('dcgan'):.1f} vs VAE decoder means "
+                  f"{h['frechet']:.1f} (noise ± {gray():.1f}); classifier sure of {row['dcgan']['quality']['confident']:.0%} "
+                  f"vs {h['confident']:.0%}")
+    others = [n for n in row if n != "dcgan"]
+    best_other = lambda: min(others, key=fd)  # noqa: E731
+    claim("GANs give the best samples of the families (lowest Fréchet distance of all)",
+          ("dcgan", *others), lambda: by_noise(fd("dcgan"), fd(best_other()), quality_noise(result, "dcgan", best_other())),
+          lambda: f"DCGAN {fd('dcgan'):.1f} vs the best other, {BY_NAME[best_other()].label}, {fd(best_other()):.1f} "
+                  f"(noise ± {quality_noise(result, 'dcgan', best_other()):.1f})")
     ips = lambda n: row[n]["training"]["images_per_s"]  # noqa: E731
     claim("PixelCNN trains faster than PixelRNN (convolutions in parallel vs a recurrence over rows)",
           ("pixelcnn", "pixelrnn"), lambda: ips("pixelcnn") > ips("pixelrnn"),
@@ -515,7 +609,126 @@ def claims(result: Comparison) -> list[dict]:
     return out
 
 
+MARKS = {True: "✔ holds    ", False: "✘ fails    ", None: "? undecided"}
+
+
 def print_claims(result: Comparison) -> None:
-    marks = {True: "✔ holds  ", False: "✘ fails  ", None: "? unknown"}
     for c in claims(result):
-        print(f"{marks[c['holds']]} {c['claim']}\n            {c['evidence']}")
+        print(f"{MARKS[c['holds']]} {c['claim']}\n              {c['evidence']}")
+
+
+def likelihood_quality_disagreements(result: Comparison) -> list[tuple[str, str]]:
+    """Pairs (a, b) of exact-likelihood models where a has the lower NLL but b's samples score better
+    beyond 3× the metric's noise: likelihood and sample quality ranking them differently."""
+    rows = [r for r in result.rows if r["likelihood"]["kind"] == "exact" and r.get("quality")]
+    if not result.references:
+        return []
+    return [(a["name"], b["name"]) for a in rows for b in rows
+            if a["likelihood"]["nats"] < b["likelihood"]["nats"]
+            and a["quality"]["frechet"] > b["quality"]["frechet"] + 3 * quality_noise(result, a["name"], b["name"])]
+
+
+def _span(values: list[float], spec: str = ",.0f") -> str:
+    lo, hi = min(values), max(values)
+    return format(lo, spec) if format(lo, spec) == format(hi, spec) else f"{format(lo, spec)}–{format(hi, spec)}"
+
+
+def discussion(result: Comparison) -> str:
+    """Notebook 06's discussion, claim by claim, as Markdown written from the measured numbers: each
+    sentence's direction and wording (exact value, upper bound, within the noise) follows the
+    numbers, so it stays true when a checkpoint or the machine changes."""
+    row = {r["name"]: r for r in result.rows}
+    out = []
+    exact = [r for r in result.rows if r["likelihood"]["kind"] == "exact"]
+    if exact:
+        best = min(exact, key=lambda r: r["likelihood"]["nats"])
+        x = best["likelihood"]["nats"]
+        text = (f"**Likelihood.** {best['label']} has the lowest exact NLL, {x:.1f} nats "
+                f"({best['likelihood']['bits_per_dim']:.4f} bits/dim)")
+        if "factorized" in row and best["name"] != "factorized":
+            text += (f", {row['factorized']['likelihood']['nats'] - x:.1f} nats below the factorized baseline: exact "
+                     "against exact, so that ranking is certain")
+        text += "."
+        if "vae" in row:
+            lik = row["vae"]["likelihood"]
+            verdict = compare_with_bound(x, lik["nats"])
+            if verdict["decided"]:
+                text += (f" The VAE's upper bound −L_{lik['iw_k']} = {lik['nats']:.1f} nats is *below* that exact value, so the "
+                         f"VAE is certainly better in likelihood, by at least {verdict['at_least']:.1f} nats.")
+            else:
+                text += (f" Against the VAE the numbers decide nothing: it reports only an upper bound, −L_{lik['iw_k']} = "
+                         f"{lik['nats']:.1f} nats, so its NLL is *at most* {verdict['at_most_worse']:.1f} nats worse than "
+                         f"the {best['label']}'s, and could even be lower. The bound tightened by "
+                         f"{lik['neg_elbo_nats'] - lik['nats']:.1f} nats from the ELBO to K = {lik['iw_k']} and keeps tightening "
+                         "with K, so the true gap is smaller than this.")
+        budgets = [f"{r['label']} {r['training']['seconds'] / 60:.0f} min" for r in exact
+                   if r["name"] != "factorized" and r["training"]["seconds"]]
+        if budgets:
+            text += (" The autoregressive models were trained for fixed CPU budgets (" + ", ".join(budgets) +
+                     ") and none is converged, so their gaps say as much about size and budget as about architecture.")
+        out.append(text)
+    s = result.sampler
+    ar = [row[n] for n in ("pixelcnn", "gated_pixelcnn", "pixelrnn") if n in row]
+    if ar and "vae" in row and "dcgan" in row:
+        t = [r["sample_s"] for r in ar]
+        text = (f"**Sampling speed.** With the cache, the autoregressive models draw {result.settings.samples} images in "
+                f"{_span(t, '.2f')} s on one thread: {_span([v / row['vae']['sample_s'] for v in t])}× the VAE's time and "
+                f"{_span([v / row['dcgan']['sample_s'] for v in t])}× the DCGAN's, which need one pass of a network.")
+        if s is not None:
+            text += (f" The naive sampler (a full forward pass per pixel) is another {s['ratio']:.0f}× slower for the PixelCNN"
+                     + (", and draws the very same samples." if s["same_samples"] else ", and its samples differ: a bug."))
+        text += " The 784 steps stay sequential whatever the hardware; the cache makes each one cheap."
+        out.append(text)
+    if result.references and all(r.get("quality") for r in result.rows):
+        ref = result.references
+        fd = {r["name"]: r["quality"]["frechet"] for r in result.rows}
+        ranked = sorted(result.rows, key=lambda r: r["quality"]["frechet"])
+        text = (f"**Sample quality** ({result.settings.quality_samples:,} samples each, Fréchet distance to the grayscale test "
+                "images, lower is better): " + ", ".join(f"{r['label']} {r['quality']['frechet']:.1f}" for r in ranked) +
+                f". Real images score {ref['real']['frechet']:.1f} ± {ref['real']['frechet_std']:.1f} grayscale and "
+                f"{ref['binarized']['frechet']:.1f} ± {ref['binarized']['frechet_std']:.1f} binarized: the latter is the best a "
+                "perfect model of the binarized data could reach, so the binary models are to be read against it.")
+        binary = [r for r in result.rows if BY_NAME[r["name"]].space == "binary" and r["name"] != "factorized"]
+        if binary:
+            b = min(binary, key=lambda r: r["quality"]["frechet"])
+            text += (f" The best binary model, {b['label']}, is {b['quality']['frechet'] - ref['binarized']['frechet']:.0f} "
+                     "above that reference" + (" (within 3× its spread)." if b['quality']['frechet'] - ref['binarized']['frechet']
+                                               < 3 * ref['binarized']['frechet_std'] else "."))
+        if "dcgan" in row and result.sharpness is not None:
+            h, g = result.sharpness, fd["dcgan"]
+            noise = quality_noise(result, "dcgan")
+            if g < h["frechet"] - 3 * noise:
+                text += (f" The DCGAN's samples ({g:.1f}) are closer to the real images than the VAE's decoder means "
+                         f"({h['frechet']:.1f}), by far more than the metric's noise (± {noise:.1f}): \"sharper than a VAE\" holds.")
+            elif g > h["frechet"] + 3 * noise:
+                text += (f" The VAE's decoder means ({h['frechet']:.1f}) are closer to the real images than the DCGAN's samples "
+                         f"({g:.1f}): \"GANs are sharper than VAEs\" does not hold for these two models.")
+            else:
+                text += (f" The DCGAN ({g:.1f}) and the VAE's decoder means ({h['frechet']:.1f}) are within the metric's noise "
+                         f"(± {noise:.1f}): this measurement does not rank them.")
+        pairs = likelihood_quality_disagreements(result)
+        if pairs:
+            text += " Likelihood and sample quality rank some models differently: " + "; ".join(
+                f"{BY_NAME[a].label} has the lower NLL ({row[a]['likelihood']['nats']:.1f} vs {row[b]['likelihood']['nats']:.1f} "
+                f"nats) but {BY_NAME[b].label}'s samples score better ({fd[b]:.1f} vs {fd[a]:.1f})" for a, b in pairs) + "."
+        else:
+            text += (" Among the exact-likelihood models, no pair is ranked differently by likelihood and by sample quality "
+                     "beyond the metric's noise.")
+        conf = {r["name"]: r["quality"]["confident"] for r in result.rows}
+        text += (f" The classifier's confidence is a weaker second opinion: it is > 90 % sure of {ref['real']['confident']:.0%} "
+                 f"of real grayscale images and {ref['binarized']['confident']:.0%} of binarized ones")
+        if "factorized" in conf and conf["factorized"] > ref["binarized"]["confident"]:
+            text += (f", but also of {conf['factorized']:.0%} of the factorized model's speckle, more than of real binarized "
+                     "images — it rewards textures it keys on, not realism, so it is never read alone")
+        out.append(text + ".")
+    if "pixelcnn" in row and "pixelrnn" in row and row["pixelrnn"]["training"]["images_per_s"]:
+        a, b = row["pixelcnn"]["training"]["images_per_s"], row["pixelrnn"]["training"]["images_per_s"]
+        out.append(f"**Training speed.** The PixelCNN processed {a:.0f} training images per second, the PixelRNN {b:.0f} "
+                   f"({a / b:.1f}× {'more' if a > b else 'fewer'}), from the checkpoints' metadata (runs on a shared machine; "
+                   "`python -m lecture13 bench` measures it side by side).")
+    if "vae" in row and "dcgan" in row:
+        out.append("**Latent space.** Only the VAE has an encoder: its interpolation starts from two real images. The GAN's "
+                   "codes decode just as smoothly, but there is no way to find the code of a given image.")
+    out.append("**Not checked here**: that GANs are unstable to train (notebook 04 shows it over several seeds) and the "
+               "absolute training times, which come from runs with different budgets on a shared machine.")
+    return "\n\n".join(f"* {t}" for t in out)

@@ -209,6 +209,15 @@ def locate_full(name: str = "fashion-mnist", split: str = "train", download: boo
         "  - or use the embedded subset, which needs nothing: load(subset='embedded')")
 
 
+def has_full(name: str = "fashion-mnist", split: str = "train") -> bool:
+    """Whether the full ``split`` is on this machine (never downloads)."""
+    try:
+        locate_full(name, split, download=False)
+        return True
+    except DataError:
+        return False
+
+
 # --------------------------------------------------------------------------- the embedded subset
 def _embedded_info() -> dict:
     return json.loads(EMBEDDED_INFO.read_text())

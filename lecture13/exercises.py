@@ -165,7 +165,7 @@ def check(student_fn: Callable, reference: Callable, cases: Sequence[Case] = (),
     name = name or getattr(student_fn, "__name__", "answer")
     total, failures = run_checks(student_fn, reference, cases, properties, name=name, atol=atol, rtol=rtol)
     if not failures:
-        print(f"✅ {name}: passes all {total} checks.")
+        print(f"✅ {name}: passes " + (f"all {total} checks." if total != 1 else "its check."))
         return student_fn
     if os.environ.get(GRADING_ENV) == "1":
         raise ExerciseFailed("\n".join(failures))

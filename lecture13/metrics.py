@@ -14,6 +14,13 @@
   (Euclidean distance in pixel space): does the generator copy its training set?
 * :func:`mode_coverage` (from :mod:`lecture13.toy`) counts the modes of a 2-D mixture a
   generator covers, and the fraction of its samples that are high quality.
+
+**The course's sample-quality protocol** (notebooks 01, 05, 06 and the README use it alike):
+:data:`QUALITY_SAMPLES` = 1,000 samples of a model, scored against the 2,000 grayscale test images
+of the embedded subset in the classifier's feature space (:func:`frechet_to_test`). The Fréchet
+distance is biased upwards at finite n, so scores are comparable only at the same n; the real
+references (:func:`quality_references`: 1,000 real training images, grayscale or binarized, over
+several draws) give the score a perfect model would reach and the metric's noise at that n.
 """
 from __future__ import annotations
 
@@ -110,6 +117,86 @@ def frechet_distance_images(images_a: torch.Tensor, images_b: torch.Tensor,
                             classifier: FeatureClassifier | None = None) -> float:
     """Fréchet distance between two image sets in [0, 1], in the classifier's feature space."""
     return frechet_distance(image_features(images_a, classifier), image_features(images_b, classifier))
+
+
+# --------------------------------------------------------------------------- the course's protocol
+QUALITY_SAMPLES = 1000   # samples per model for every sample-quality number in the course
+
+
+def test_features(classifier: FeatureClassifier | None = None) -> torch.Tensor:
+    """Features (2000, 128) of the embedded subset's grayscale test images: the reference set."""
+    from .data import tensors
+
+    return image_features(tensors("test", "unit", subset="embedded")[0], classifier)
+
+
+def frechet_to_test(images: torch.Tensor, reference: torch.Tensor | None = None,
+                    classifier: FeatureClassifier | None = None) -> float:
+    """Fréchet distance of images in [0, 1] to the 2,000 grayscale test images (the protocol's score;
+    pass ``reference`` = :func:`test_features` to reuse it)."""
+    return protocol_scores(images, reference, classifier)["frechet"]
+
+
+@torch.no_grad()
+def protocol_scores(images: torch.Tensor, reference: torch.Tensor | None = None,
+                    classifier: FeatureClassifier | None = None, threshold: float = 0.9) -> dict:
+    """Both numbers of the protocol from one pass of the classifier: the Fréchet distance to the
+    grayscale test images and the fraction of images it is more than ``threshold`` sure of."""
+    reference = test_features(classifier) if reference is None else reference
+    classifier = classifier or feature_classifier()
+    features = image_features(images, classifier)
+    sure = torch.softmax(classifier.head(features), dim=1).max(dim=1).values > threshold
+    return {"frechet": frechet_distance(features, reference), "confident": float(sure.float().mean()),
+            "samples": len(images)}
+
+
+def quality_references(n: int = QUALITY_SAMPLES, draws: int = 5, seed: int = 0,
+                       reference: torch.Tensor | None = None, classifier: FeatureClassifier | None = None) -> dict:
+    """What real images score under the protocol: ``draws`` random sets of ``n`` embedded training
+    images, grayscale (``"real"``: what a perfect grayscale model would reach) and binarized
+    (``"binarized"``: what a perfect model of the binarized data would reach), each with the mean and
+    spread of the Fréchet distance and of the confident fraction. The spread is the metric's noise at n."""
+    from .data import binarize, tensors
+
+    reference = test_features(classifier) if reference is None else reference
+    train = tensors("train", "unit", subset="embedded")[0]
+    generator = torch.Generator().manual_seed(seed)
+    out = {}
+    picks = [torch.randperm(len(train), generator=generator)[:n] for _ in range(draws)]
+    for kind, transform in (("real", lambda x: x), ("binarized", binarize)):
+        fd, conf = [], []
+        for idx in picks:
+            scores = protocol_scores(transform(train[idx]), reference, classifier)
+            fd.append(scores["frechet"])
+            conf.append(scores["confident"])
+        fd, conf = torch.tensor(fd), torch.tensor(conf)
+        out[kind] = {"frechet": float(fd.mean()), "frechet_std": float(fd.std()) if draws > 1 else 0.0,
+                     "confident": float(conf.mean()), "confident_std": float(conf.std()) if draws > 1 else 0.0,
+                     "n": n, "draws": draws}
+    return out
+
+
+# --------------------------------------------------------------------------- precision and recall
+@torch.no_grad()
+def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) in a feature space.
+
+    Each set is approximated by the union of balls around its points, of radius the distance to
+    the point's k-th nearest neighbour in its own set. **Precision** = the fraction of generated
+    points inside the real set's balls (are samples realistic?); **recall** = the fraction of real
+    points inside the generated set's balls (is every part of the data produced?). A Fréchet
+    distance mixes the two; a mode-dropping model has high precision and low recall.
+    """
+    def radii(f: torch.Tensor) -> torch.Tensor:
+        d = torch.cdist(f, f)
+        return d.kthvalue(k + 1, dim=1).values       # +1: the point itself is at distance 0
+
+    real, fake = real_features.double(), fake_features.double()
+    r_real, r_fake = radii(real), radii(fake)
+    cross = torch.cdist(fake, real)                    # (N_fake, N_real)
+    precision = (cross <= r_real.unsqueeze(0)).any(dim=1).double().mean()
+    recall = (cross <= r_fake.unsqueeze(1)).any(dim=0).double().mean()
+    return {"precision": float(precision), "recall": float(recall), "k": k}
 
 
 # --------------------------------------------------------------------------- memorisation

@@ -114,10 +114,15 @@ def test_weights_table_lists_every_entry_with_its_headline_metric():
                    "metrics": {"full_test": {"neg_elbo": 120.58, "iw_nll_k1000": 114.2, "iw_k": 1000}}},
         "probe": {"model": "FeatureClassifier", "bytes": 10, "metrics": {"full_test": {"accuracy": 0.9209}}},
         "odd": {"model": "Thing", "bytes": 10, "metrics": {}},
+        "gan": {"model": "DCGAN", "bytes": 2_000_000, "train_seconds": 600, "metrics": {
+            "embedded_test": {"frechet_distance": 70.04, "samples": 1000, "test_images": 2000},
+            "full_test": {"frechet_distance": 71.0, "samples": 1000, "test_images": 10000}}},
     }
     rows = checkpoints.weights_table(planted).splitlines()[2:]
     assert rows == [
         "| `ar` | PixelCNN | NLL 111.8 nats (0.206 bits/dim) | 0.18 MB | 40 min, cpu |",
+        "| `gan` | DCGAN | Fréchet distance 70.0 (1,000 samples vs the 2,000 embedded test images: the course's "
+        "sample-quality protocol) | 2.00 MB | 10 min, cpu |",
         "| `latent` | VAE | −L_1000 114.2 nats (−ELBO 120.6) | 4.13 MB | < 1 min, cuda |",
         "| `odd` | Thing | — | 0.00 MB | < 1 min, cpu |",
         "| `probe` | FeatureClassifier | accuracy 92.09% | 0.00 MB | < 1 min, cpu |",

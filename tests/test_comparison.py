@@ -92,16 +92,26 @@ def test_naive_and_cached_samplers_agree_and_extrapolation_is_stated():
     assert part["ratio"] == pytest.approx(part["naive_s"] / part["fast_s"])
 
 
-def test_frechet_floor_and_scores_rank_real_images_above_noise(classifier):
-    real = comparison.real_images("binary", "train", limit=300)[200:264]
-    noise = torch.bernoulli(torch.full((64, 1, 28, 28), 0.5), generator=torch.Generator().manual_seed(0))
-    scores, floors = comparison.frechet_scores({"real": real, "noise": noise}, {"real": "binary", "noise": "binary"},
-                                               floor_draws=3, classifier=classifier)
-    assert set(floors) == {"binary/64"} and floors["binary/64"]["mean"] > 0 and floors["binary/64"]["draws"] == 3
-    assert scores["noise"]["ratio_to_floor"] > 2 * scores["real"]["ratio_to_floor"]
-    assert scores["real"]["ratio_to_floor"] < 2
+def test_quality_protocol_ranks_real_images_above_noise_and_references_have_a_spread(classifier):
+    from lecture13 import metrics
+
+    reference = metrics.test_features(classifier)
+    real = comparison.real_images("unit", "train", limit=300)[100:300]
+    noise = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert comparison.quality(noise, reference, classifier)["frechet"] > 2 * comparison.quality(real, reference, classifier)["frechet"]
+    refs = metrics.quality_references(n=100, draws=3, reference=reference, classifier=classifier)
+    assert set(refs) == {"real", "binarized"} and refs["real"]["n"] == 100 and refs["real"]["draws"] == 3
+    assert refs["real"]["frechet_std"] > 0 and refs["binarized"]["frechet"] > refs["real"]["frechet"]
     with pytest.raises(ValueError, match="'binary' or 'unit'"):
         comparison.real_images("signed")
+
+
+def test_quality_samples_use_the_bank_only_for_the_shipped_weights():
+    model = tiny_models()["pixelcnn"]
+    drawn, source = comparison.quality_samples("pixelcnn", model, n=3, seed=1)
+    assert source.startswith("drawn here") and torch.equal(drawn, comparison.draw(model, 3, seed=1))
+    bank, source = comparison.quality_samples("pixelcnn", model, n=3, shipped=True)
+    assert "shipped with the checkpoint" in source and bank.shape == (3, 1, 28, 28)
 
 
 def test_training_cost_from_metadata():
@@ -133,17 +143,17 @@ def test_interpolation_endpoints_and_models_without_a_latent():
 def test_measure_table_figure_and_claims_on_tiny_models(classifier):
     models = {name: (model, {"recipe": name, "train_seconds": 10.0, "steps": 5, "options": {"batch_size": 8}})
               for name, model in tiny_models().items()}
-    settings = comparison.Settings(test_images=20, iw_k=3, samples=4, naive_rows=1, floor_draws=2, interpolation_steps=3,
-                                   sharpness_images=8)
+    settings = comparison.Settings(test_images=20, iw_k=3, samples=4, naive_rows=1, quality_samples=8, reference_draws=2,
+                                   interpolation_steps=3)
     result = comparison.measure(models, settings, verbose=False, classifier=classifier)
     assert [r["name"] for r in result.rows] == ["factorized", "pixelcnn", "vae", "dcgan"]
-    assert all(r["frechet"]["samples"] == 4 for r in result.rows)
-    assert result.sharpness["images"] == settings.sharpness_images and result.sharpness["floor"]["n"] == settings.sharpness_images
-    assert result.sharpness["vae"] > 0 and result.sharpness["dcgan"] > 0
+    assert all(r["quality"]["samples"] == 8 and r["quality"]["source"].startswith("drawn here") for r in result.rows)
+    assert result.references["real"]["n"] == 8 and result.sharpness["samples"] == 8 and result.sharpness["frechet"] > 0
     assert result.sampler["same_samples"] and result.sampler["naive_extrapolated"]
     text = comparison.markdown(result)
-    for label in ("Factorized", "PixelCNN", "VAE", "DCGAN", "no likelihood", "≤ ", "floor"):
+    for label in ("Factorized", "PixelCNN", "VAE", "DCGAN", "no likelihood", "≤ ", "Real training images", "8 samples"):
         assert label in text
+    assert "**Likelihood.**" in comparison.discussion(result)
     assert comparison.samples_figure(result, per_row=4) is not None
     assert comparison.interpolation_figure(result) is not None
     verdicts = {c["claim"].split(":")[0]: c["holds"] for c in comparison.claims(result)}
@@ -151,26 +161,52 @@ def test_measure_table_figure_and_claims_on_tiny_models(classifier):
     assert verdicts["PixelCNN trains faster than PixelRNN (convolutions in parallel vs a recurrence over rows)"] is None
 
 
-def test_claims_follow_the_numbers():
-    """Planted numbers: the verdict must flip when the numbers do."""
-    def row(name, kind, nats, sample_s, fd=None, ips=None):
+def _planted(ar_nats=90, vae_bound=100, ar_s=5.0, fd=None, dcgan_fd=80.0, vae_means_fd=140.0, ips=(100, 10), noise=1.0):
+    """A Comparison with planted numbers, to check that each verdict follows them."""
+    fd = fd or {"factorized": 1300.0, "pixelcnn": 300.0, "pixelrnn": 310.0, "vae": 280.0}
+
+    def row(name, kind, nats, sample_s, ips=None):
         lik = {"kind": kind} if kind == "none" else {"kind": kind, "nats": nats, "bits_per_dim": nats / 543.4,
                                                      "neg_elbo_nats": nats + 5, "iw_k": 10}
-        return {"name": name, "label": name, "likelihood": lik, "sample_s": sample_s, "latent": "?",
-                "frechet": {"ratio_to_floor": fd}, "training": {"images_per_s": ips}}
+        return {"name": name, "label": comparison.BY_NAME[name].label, "likelihood": lik, "sample_s": sample_s, "latent": "?",
+                "quality": {"frechet": fd.get(name, dcgan_fd), "confident": 0.5, "samples": 1000},
+                "training": {"images_per_s": ips, "seconds": 60.0}}
 
-    good = comparison.Comparison(rows=[row("factorized", "exact", 380, 0.01, 8), row("pixelcnn", "exact", 90, 5.0, 2, 100),
-                                       row("pixelrnn", "exact", 92, 6.0, 2, 10), row("vae", "bound", 100, 0.01, 3),
-                                       row("dcgan", "none", None, 0.01, 1.5)])
-    good.sharpness = {"images": 100, "floor": {"mean": 7.0}, "vae": 140.0, "dcgan": 85.0}
-    holds = [c["holds"] for c in comparison.claims(good)]
-    assert holds[0] and holds[1] and holds[2] and holds[4] and holds[5]
-    bad = comparison.Comparison(rows=[row("factorized", "exact", 380, 0.01, 8), row("pixelcnn", "exact", 120, 0.05, 2, 5),
-                                      row("pixelrnn", "exact", 130, 6.0, 2, 10), row("vae", "bound", 100, 0.01, 3),
-                                      row("dcgan", "none", None, 0.01, 4)])
-    bad.sharpness = {"images": 100, "floor": {"mean": 7.0}, "vae": 85.0, "dcgan": 140.0}
-    holds = [c["holds"] for c in comparison.claims(bad)]
-    assert holds[0] is False and holds[2] is False and holds[4] is False and holds[5] is False
+    result = comparison.Comparison(rows=[row("factorized", "exact", 380, 0.01), row("pixelcnn", "exact", ar_nats, ar_s, ips[0]),
+                                         row("pixelrnn", "exact", ar_nats + 2, ar_s, ips[1]), row("vae", "bound", vae_bound, 0.01),
+                                         row("dcgan", "none", None, 0.01)])
+    result.sharpness = {"frechet": vae_means_fd, "confident": 0.4, "samples": 1000}
+    result.references = {k: {"frechet": v, "frechet_std": noise, "confident": 0.8, "confident_std": 0.01, "n": 1000, "draws": 5}
+                         for k, v in (("real", 7.0), ("binarized", 160.0))}
+    return result
+
+
+def test_claims_follow_the_numbers():
+    """Planted numbers: each verdict must flip (or become undecided) when the numbers do."""
+    verdict = lambda r: {c["claim"].split(" (")[0].split(":")[0]: c["holds"] for c in comparison.claims(r)}  # noqa: E731
+    good = verdict(_planted())
+    assert good["Autoregressive models"] is None           # exact 90 < upper bound 100: undecided, never "holds"
+    assert good["VAE"] and good["Autoregressive sampling is slow"]
+    assert good["GAN samples are sharper than a VAE's"] and good["GANs give the best samples of the families"]
+    assert good["PixelCNN trains faster than PixelRNN"]
+    bad = verdict(_planted(ar_nats=120, ar_s=0.05, dcgan_fd=290.0, vae_means_fd=100.0, ips=(5, 10)))
+    assert bad["Autoregressive models"] is False           # exact 120 > the VAE's upper bound 100: the VAE is better
+    assert bad["Autoregressive sampling is slow"] is False and bad["GAN samples are sharper than a VAE's"] is False
+    assert bad["GANs give the best samples of the families"] is False and bad["PixelCNN trains faster than PixelRNN"] is False
+    close = verdict(_planted(dcgan_fd=139.0, vae_means_fd=140.0))
+    assert close["GAN samples are sharper than a VAE's"] is None   # within 3× the noise: undecided
+
+
+def test_an_exact_value_against_an_upper_bound_is_worded_as_what_it_decides():
+    assert comparison.compare_with_bound(90.0, 100.0) == {"decided": False, "winner": None, "at_most_worse": 10.0}
+    assert comparison.compare_with_bound(110.0, 100.0) == {"decided": True, "winner": "bounded", "at_least": 10.0}
+    undecided = comparison.discussion(_planted(ar_nats=90, vae_bound=100))
+    assert "*at most* 10.0 nats worse" in undecided and "certainly better" not in undecided
+    decided = comparison.discussion(_planted(ar_nats=120, vae_bound=100))
+    assert "certainly better in likelihood, by at least 20.0 nats" in decided     # the best exact value, 120, against the bound 100
+    assert "does not rank them" in comparison.discussion(_planted(dcgan_fd=139.0, vae_means_fd=140.0))
+    flipped = comparison.discussion(_planted(fd={"factorized": 1300.0, "pixelcnn": 330.0, "pixelrnn": 300.0, "vae": 280.0}))
+    assert "PixelCNN has the lower NLL" in flipped
 
 
 def test_missing_checkpoints_are_reported_not_fatal(capsys):

@@ -13,13 +13,16 @@ def test_classifier_checkpoint_reproduces_its_recorded_accuracy():
     assert checkpoints.read_manifest()["classifier"]["bytes"] < 10 * 2**20
 
 
-def test_dcgan_checkpoint_reproduces_its_recorded_frechet_distance():
+def test_dcgan_checkpoint_reproduces_its_recorded_sample_quality():
     model, meta = checkpoints.pretrained("dcgan", with_meta=True)
     recorded = meta["metrics"]["embedded_test"]
-    measured = gan.fid_report(gan.dcgan_samples(model, recorded["samples"], seed=0), "embedded")
+    measured = gan.quality_report(model, "embedded")
+    assert recorded["samples"] == metrics.QUALITY_SAMPLES == 1000 and recorded["test_images"] == 2000
     assert measured["frechet_distance"] == pytest.approx(recorded["frechet_distance"], rel=1e-3)
-    assert measured["floor"] == pytest.approx(recorded["floor"], rel=1e-3)
+    assert measured["confident"] == pytest.approx(recorded["confident"], abs=2e-3)
     assert checkpoints.read_manifest()["dcgan"]["bytes"] < 10 * 2**20
+    d, g = (sum(p.numel() for p in net.parameters()) for net in (model.discriminator, model.generator))
+    assert model.config["d_width"] == 2 * model.config["width"] and d > 0.2 * g   # a balanced discriminator
 
 
 def test_dcgan_beats_the_factorized_model_on_frechet_distance():
