@@ -1,8 +1,9 @@
 """How long `python -m lecture13 grade` takes for a class: 20 copies of a correct submission of
 notebook 00 and of the notebook with the most exercises, graded with the default limits and
---jobs 2; write the section "Grading" of benchmarks/results.md.
+--jobs 2, with the bubblewrap sandbox and without it (side by side, in one run); write the section
+"Grading" of benchmarks/results.md.
 
-    python benchmarks/bench_grading.py              # 20 copies, 2 jobs
+    python benchmarks/bench_grading.py              # 20 copies, 2 jobs, --sandbox bwrap and none
     python benchmarks/bench_grading.py --copies 5
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 
-from lecture13 import grading, release
+from lecture13 import grading, grading_sandbox, release
 from lecture13.benchmarking import REPO_ROOT, markdown_table, write_section
 
 
@@ -38,7 +39,7 @@ def notebooks_to_time(course: list[grading.CourseNotebook]) -> list[grading.Cour
     return [first] if largest is first else [first, largest]
 
 
-def time_grading(notebook: grading.CourseNotebook, copies: int, jobs: int) -> dict:
+def time_grading(notebook: grading.CourseNotebook, copies: int, jobs: int, sandbox: str = "auto") -> dict:
     solution = REPO_ROOT / "solutions" / notebook.name
     text = correct_submission(solution)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,22 +49,23 @@ def time_grading(notebook: grading.CourseNotebook, copies: int, jobs: int) -> di
             (folder / f"student{i:03d}" / notebook.name).write_text(text)
         load_before = os.getloadavg()[0]
         started = time.perf_counter()
-        grades = grading.grade([folder], out=Path(tmp) / "grades.csv", jobs=jobs, progress=False)
+        grades = grading.grade([folder], out=Path(tmp) / "grades.csv", jobs=jobs, progress=False, sandbox=sandbox)
         seconds = time.perf_counter() - started
         load_after = os.getloadavg()[0]
     full = sum(g.total == g.max_points for g in grades)
     exercise_seconds = [r.seconds for g in grades for r in g.results]
-    return {"notebook": notebook.name, "exercises": len(notebook.exercises), "copies": copies, "jobs": jobs,
+    return {"notebook": notebook.name, "sandbox": grading_sandbox.choose(sandbox)[0], "exercises": len(notebook.exercises), "copies": copies, "jobs": jobs,
             "full_marks": f"{full}/{copies}", "seconds": round(seconds, 1),
             "submissions_per_minute": round(copies / seconds * 60, 1),
             "mean_exercise_s": round(sum(exercise_seconds) / len(exercise_seconds), 3),
             "load_1min_before_after": f"{load_before:.1f} / {load_after:.1f}"}
 
 
-def time_worker_start(course: list[grading.CourseNotebook]) -> float:
-    """One worker: a fresh interpreter loading what the notebooks import (paid once per job)."""
+def time_worker_start(course: list[grading.CourseNotebook], sandbox: str) -> float:
+    """One worker and its answer host: two fresh interpreters loading what the notebooks import
+    (paid once per job)."""
     started = time.perf_counter()
-    worker = grading.Worker(course)
+    worker = grading.Worker(course, sandbox)
     seconds = time.perf_counter() - started
     worker.close()
     if worker.error:
@@ -77,18 +79,23 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     course = grading.load_course()
+    modes = ["bwrap", "none"] if not grading_sandbox.probe() else ["none"]
     rows = []
     for notebook in notebooks_to_time(course):
-        row = time_grading(notebook, args.copies, args.jobs)
-        row["worker_start_s"] = time_worker_start(course)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
+        for mode in modes:
+            row = time_grading(notebook, args.copies, args.jobs, mode)
+            row["worker_start_s"] = time_worker_start([notebook], mode)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     command = "python benchmarks/bench_grading.py" + (" " + " ".join(argv) if argv else "")
     md = (markdown_table(rows) + "\n\n"
           "`seconds`: wall clock of `grading.grade(...)` for all copies, including starting one worker per job "
           "(a fresh Python that loads what the notebooks import; `worker_start_s`, measured on its own afterwards). "
-          "Every exercise of every copy runs in its own forked, time- and memory-limited process: the notebook's "
-          "imports cell, the answer, the instructor's tests with the hidden ones. The machine was shared with other jobs (see the load average), so the times are pessimistic.")
+          "Every exercise of every copy runs in two forked processes: the answer's (imports cell, the answer; time- and "
+          "memory-limited; with `sandbox` bwrap inside the worker's bubblewrap sandbox) and the trusted tester's (imports "
+          "cell, the instructor's tests with the hidden ones), which calls the answer through the grading channel. "
+          + ("" if len(modes) == 2 else f"bubblewrap could not run here ({grading_sandbox.probe()}): only `--sandbox none` was timed. ")
+          + "A 1-minute load average above the 2 cores means other jobs shared the machine: the times are then pessimistic.")
     write_section("Grading", md, {"rows": rows}, command)
 
 

@@ -7,7 +7,7 @@ Right after each exercise a notebook calls::
 
 and :func:`check` prints one of
 
-* ``✅ fit_bernoulli: passes all 2 checks.``
+* ``✅ fit_bernoulli: passes the 2 visible checks (grading runs more, hidden tests included).``
 * ``❌ fit_bernoulli: check 2 failed: fit_bernoulli(x=tensor(shape=(5, 4)), alpha=0.0)`` then
   what was expected and what came back (or the exception), and
 * ``⏭ fit_bernoulli is not implemented yet (NotImplementedError).``
@@ -165,7 +165,8 @@ def check(student_fn: Callable, reference: Callable, cases: Sequence[Case] = (),
     name = name or getattr(student_fn, "__name__", "answer")
     total, failures = run_checks(student_fn, reference, cases, properties, name=name, atol=atol, rtol=rtol)
     if not failures:
-        print(f"✅ {name}: passes " + (f"all {total} checks." if total != 1 else "its check."))
+        print(f"✅ {name}: passes " + (f"the {total} visible checks" if total != 1 else "the visible check")
+              + " (grading runs more, hidden tests included).")  # a visible pass promises no points
         return student_fn
     if os.environ.get(GRADING_ENV) == "1":
         raise ExerciseFailed("\n".join(failures))

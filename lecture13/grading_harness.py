@@ -1,99 +1,49 @@
-"""The grader's worker: it runs *inside* a child process, never inside ``python -m lecture13 grade``.
+"""The grader's trusted worker: it runs the instructor's test cells, never the student's code.
 
-A worker is one fresh Python interpreter per parallel job. It loads the modules that the
-notebooks' ``imports`` cells import (trusted code from ``solutions/``; only their import
-statements), then reads exercise jobs, one JSON line each, from its stdin. For every job it forks
-an *exercise process* from that pristine state, which runs the notebook's whole imports cell, so
-each exercise of each submission starts from what a fresh kernel has after the imports cell
-(same names, same RNG state) and nothing one answer does can reach another. In the exercise
-process:
+A worker is one fresh Python per parallel job. It loads what the notebooks' imports cells
+import and starts an *answer host* (:mod:`lecture13.grading_answer`), inside bubblewrap where
+that works (:mod:`lecture13.grading_sandbox`), which runs the students' answers. For each
+exercise the worker
 
-1. limits: its own process group, ``RLIMIT_AS`` = address space at the fork + the memory limit
-   (a memory bomb gets ``MemoryError`` at once), a CPU-time backstop, a file-size limit;
-   stdout/stderr go to a pipe the worker reads and truncates; it dies with the worker; then the
-   notebook's imports cell (one torch thread);
-2. the exercise's reference implementation (the ``reference=`` of the test cell) is replaced,
-   wherever it is bound, by a guard that raises :class:`ReferenceUsed` when it is called from
-   the student's code (their function is on the call stack);
-3. a snapshot of every attribute of the modules the checks rely on (``lecture13.*``, torch,
-   builtins, os, sys.exit …);
-4. the ``def``/``class``/``import`` statements of the student's earlier answer cells (so a helper
-   or an earlier exercise's function they call is there; nothing else of those cells runs), then
-   the student's answer cell (IPython magics and shell lines are dropped if they do not parse);
-5. names of the imports cell that the test cell uses are put back to the pristine objects: a
-   rebinding of them, or a changed module attribute (snapshot compared before and after the
-   test cell), is "tampered with the checks" and scores nothing;
-6. the instructor's test cell, hidden tests included, with ``LECTURE13_GRADING=1`` so
-   :func:`lecture13.exercises.check` raises instead of falling back to the reference.
+1. makes a fresh channel (a socket pair) and hands one end, with the answer's part of the job
+   (imports cell, earlier definitions, answer cell, the reference names to neuter, limits), to
+   the answer host, which forks the answer's process;
+2. forks a *tester* from its own pristine state, with the other end: it runs the notebook's
+   imports cell and the instructor's test cell (hidden tests included, ``LECTURE13_GRADING=1``),
+   where the student's functions are proxies that call into the answer's process through the
+   channel (:mod:`lecture13.grading_channel`): plain data crosses, never code, and nothing of
+   the test cell, the expected values or the reference is in the answer's process;
+3. computes the verdict there and only there: the exercise passes when the test cell runs to
+   its end; the answer host's report (limits hit, output) can only take points away.
 
-The verdict goes back on a pipe that is not the student's stdout, tagged with a random nonce,
-and the worker watches the wall clock and the resident memory and kills the process group
-when either limit is passed. The worker forwards the verdict to the grader on its own file
-descriptor (closed in the exercise process before any student code runs).
+The tester has its own wall clock (killed at the exercise's time limit); the answer host enforces
+the answer's limits and ends all its processes after each exercise. A host that dies (killed by
+the answer it ran) is started again for the next exercise.
 """
 from __future__ import annotations
 
 import ast
-import builtins
-import copy
-import ctypes
 import json
-import math
 import os
-import resource
-import secrets
 import select
 import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
-import types
+from pathlib import Path
 
-# Private references taken before any student code runs (an answer may replace the public ones).
-_exit, _write, _close, _dup2, _kill = os._exit, os.write, os.close, os.dup2, os.kill
-_dumps, _monotonic, _getframe = json.dumps, time.monotonic, sys._getframe
-_BaseException, _isinstance = BaseException, isinstance
+from . import grading_sandbox as sandbox
+from .grading_answer import (definitions_only, import_statements, parse_cell, recv_msg, send_msg,  # noqa: F401
+                             without_magics)
+from .grading_channel import CLOSED, Answer, AnswerGone, ChannelError, ReferenceUsed
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
 IMPORTS_FILE = "<imports cell>"
 CHECK_NAMES = ("check", "assert_passes")
-
-
-class ReferenceUsed(BaseException):
-    """Raised when the student's code calls the reference implementation it is graded against.
-    A ``BaseException`` so that neither ``check`` nor a bare ``except Exception`` swallows it."""
-
-
-# ----------------------------------------------------------------------------- small helpers
-def memory_of(pid: int | str = "self") -> tuple[int, int]:
-    """(address space, resident set) in bytes of a process, from /proc; (0, 0) where there is no
-    /proc (macOS: there only the time limits and the output limit apply)."""
-    try:
-        with open(f"/proc/{pid}/statm") as f:
-            size, resident = f.read().split()[:2]
-    except FileNotFoundError:
-        return 0, 0
-    return int(size) * PAGE, int(resident) * PAGE
-
-
-def set_limit(kind: int, value: int) -> None:
-    try:
-        resource.setrlimit(kind, (value, value))
-    except (ValueError, OSError):  # not supported here (e.g. RLIMIT_AS on macOS)
-        pass
-
-
-def without_magics(source: str) -> str:
-    """The cell as plain Python: IPython line magics (``%time``), cell magics (``%%time``) and
-    shell lines (``!ls``) become ``pass`` at their indent. Used only when the cell does not parse."""
-    lines = []
-    for line in source.split("\n"):
-        stripped = line.lstrip()
-        if stripped.startswith(("%", "!")):
-            lines.append(line[: len(line) - len(stripped)] + "pass")
-        else:
-            lines.append(line)
-    return "\n".join(lines)
+HOST_CODE = "import sys; from lecture13.grading_answer import serve_host; serve_host(int(sys.argv[1]))"
+HOST_START_TIMEOUT = 300.0
 
 
 def compile_cell(source: str, filename: str):
@@ -126,159 +76,20 @@ def test_cell_names(test_source: str) -> tuple[list[str], list[str], set[str]]:
     return list(dict.fromkeys(students)), list(dict.fromkeys(references)), names
 
 
-def definitions_only(source: str, filename: str) -> list:
-    """The ``def``, ``class`` and ``import`` statements of an answer cell, each compiled on its
-    own (none if it does not parse): what a later exercise may use from an earlier one, without
-    running the rest of that cell."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        try:
-            tree = ast.parse(without_magics(source))
-        except SyntaxError:
-            return []
-    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
-    return [compile(ast.Module(body=[node], type_ignores=[]), filename, "exec") for node in tree.body
-            if isinstance(node, kinds)]
+# ----------------------------------------------------------------------------- the tester (trusted)
+def _walk_tb(tb):
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
 
 
-# ----------------------------------------------------------------------------- tamper detection
-def watched_modules() -> list:
-    """The modules (and their classes) whose attributes the checks rely on."""
-    import torch
-    import torch.nn.functional
-
-    mods = [builtins, copy, math, os, json, torch, torch.nn, torch.nn.functional, torch.optim, sys.modules[__name__]]
-    mods += [m for name, m in sorted(sys.modules.items())
-             if m is not None and (name == "lecture13" or name.startswith("lecture13."))]
-    return list({id(m): m for m in mods}.values())
-
-
-def snapshot() -> dict:
-    """Identity of every attribute of the watched modules, of the classes they define, of
-    ``torch.Tensor`` / ``nn.Module`` / ``Optimizer``, of ``sys.exit`` and ``sys.modules``."""
-    import torch
-
-    snap: dict = {}
-    classes = [torch.Tensor, torch.nn.Module, torch.optim.Optimizer]
-    for module in watched_modules():
-        name = module.__name__
-        snap[("sys.modules", name)] = sys.modules.get(name)
-        for key, value in list(vars(module).items()):
-            snap[(name, key)] = value
-            if isinstance(value, type) and getattr(value, "__module__", None) == name:
-                classes.append(value)
-    for cls in classes:
-        for key, value in list(vars(cls).items()):
-            snap[(f"{cls.__module__}.{cls.__qualname__}", key)] = value
-    snap[("sys", "exit")] = sys.exit
-    for (owner, key), value in list(snap.items()):  # a function changed in place keeps its identity
-        if isinstance(value, types.FunctionType):
-            snap[(owner, f"{key}.__code__")] = value.__code__
-            snap[(owner, f"{key}.__defaults__")] = value.__defaults__
-            snap[(owner, f"{key}.__kwdefaults__")] = value.__kwdefaults__
-    return snap
-
-
-def changed(before: dict, _snapshot=snapshot) -> list[str]:
-    """What the answer replaced or deleted since ``before``. New attributes are ignored (torch
-    adds submodules lazily) and so is a ``None`` that became something (a lazily filled cache)."""
-    after = _snapshot()
-    missing = object()
-    found = [f"{owner}.{key}" for (owner, key), value in before.items()
-             if value is not None and after.get((owner, key), missing) is not value]
-    if os.environ.get("LECTURE13_GRADING") != "1":  # check() would fall back to the reference
-        found.append("os.environ['LECTURE13_GRADING']")
-    return found
-
-
-# ----------------------------------------------------------------------------- reference guard
-class Guard:
-    """Knows when the student's code is running: while their function (as the test cell passes
-    it) is being called, or when a frame of their answer cell is on the stack."""
-
-    def __init__(self, answer_file: str):
-        self.answer_file, self.depth, self.used = answer_file, [0], []
-
-    def student_on_stack(self) -> bool:
-        if self.depth[0] > 0:
-            return True
-        frame = _getframe(2)
-        while frame is not None and frame.f_code is not _BOUNDARY[0]:  # stop at the harness
-            filename = frame.f_code.co_filename
-            if filename.startswith("<answer ") or filename == "<string>":
-                return True
-            frame = frame.f_back
-        return False
-
-    def wrap_student(self, fn):
-        depth = self.depth
-
-        def student_call(*args, **kwargs):
-            depth[0] += 1
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                depth[0] -= 1
-
-        student_call.__name__ = getattr(fn, "__name__", "answer")
-        student_call.__qualname__ = getattr(fn, "__qualname__", student_call.__name__)
-        student_call.__doc__ = getattr(fn, "__doc__", None)
-        return student_call
-
-    def wrap_reference(self, original, where: str):
-        guard = self
-
-        def reference_guard(*args, **kwargs):
-            if guard.student_on_stack():
-                guard.used.append(where)
-                raise ReferenceUsed(f"calls the reference implementation {where}")
-            return original(*args, **kwargs)
-
-        for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
-            setattr(reference_guard, attr, getattr(original, attr, None))
-        return reference_guard
-
-
-def guard_references(expressions: list[str], namespace: dict, guard: Guard) -> list[tuple[object, str]]:
-    """Replace each reference function, wherever it is bound (its module, any lecture13 module,
-    the notebook namespace), by a guard. Returns [(reference object, dotted name)] for classes,
-    which are checked by identity/subclass instead."""
-    classes = []
-    for expression in expressions:
-        try:
-            obj = eval(expression, dict(namespace))  # a dotted name of the imports cell: no side effects
-        except Exception:
-            continue
-        where = f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', expression)}"
-        if isinstance(obj, type):
-            classes.append((obj, where))
-            continue
-        if not callable(obj):
-            continue
-        wrapped = guard.wrap_reference(obj, where)
-        homes = [m for n, m in list(sys.modules.items()) if m is not None and (n == "lecture13" or n.startswith("lecture13."))]
-        for home in homes:
-            for key, value in list(vars(home).items()):
-                if value is obj:
-                    setattr(home, key, wrapped)
-        for key, value in list(namespace.items()):
-            if value is obj:
-                namespace[key] = wrapped
-    return classes
-
-
-# ----------------------------------------------------------------------------- one exercise
 def failure_reason(err: BaseException, job: dict) -> tuple[str, str]:
     """(short reason for the CSV, longer detail for the feedback report)."""
     from lecture13.exercises import ExerciseFailed
 
-    name = type(err).__name__
-    text = str(err).strip()
+    name, text = type(err).__name__, str(err).strip()
     if isinstance(err, ReferenceUsed):
-        return text, text
-    if isinstance(err, SystemExit):
-        return f"the answer called sys.exit({err.code if err.code is not None else ''})", f"SystemExit: {err.code!r}"
+        return reference_reason(text, job), text
     if isinstance(err, MemoryError) or "can't allocate memory" in text:
         return f"memory limit exceeded ({job['memory_mb']} MB)", f"{name}: {text[:500]}"
     if isinstance(err, ExerciseFailed):
@@ -287,6 +98,8 @@ def failure_reason(err: BaseException, job: dict) -> tuple[str, str]:
             return "not implemented (NotImplementedError)", text
         if "MemoryError" in text or "can't allocate memory" in text:
             return f"memory limit exceeded ({job['memory_mb']} MB)", text
+        if "ReferenceUsed" in first:
+            return reference_reason(first, job), text
         line = next((tb.tb_lineno for tb in _walk_tb(err.__traceback__) if tb.tb_frame.f_code.co_filename == job["test_file"]), None)
         hidden = any(a <= (line or -1) <= b for a, b in job.get("hidden_lines", []))
         short = " — ".join(part.strip() for part in text.split("\n")[:2])
@@ -296,15 +109,25 @@ def failure_reason(err: BaseException, job: dict) -> tuple[str, str]:
     return f"{name}: {text}", "".join(traceback.format_exception(type(err), err, err.__traceback__)[-6:])
 
 
-def _walk_tb(tb):
-    while tb is not None:
-        yield tb
-        tb = tb.tb_next
+def reference_reason(text: str, job: dict) -> str:
+    """The reference's name as the trusted side knows it (the answer's message is not trusted)."""
+    known = job.get("reference_names") or ["the reference"]
+    where = next((k for k in known if k in text), known[0])
+    return f"calls the reference implementation {where}"
+
+
+def answer_cell_failure(error: dict, job: dict) -> str:
+    name, message = str(error.get("type", "Error"))[:80], str(error.get("message", ""))[:400]
+    if name == "SyntaxError":
+        return f"the answer cell is not valid Python (SyntaxError: {message})"
+    if name == "SystemExit":
+        return f"the answer called sys.exit({'' if message in ('', 'None') else message})"
+    if name == "ReferenceUsed":
+        return reference_reason(message, job)
+    return f"{name}: {message}"
 
 
 def run_imports_cell(source: str) -> dict:
-    """The notebook's namespace after its imports cell (the modules are already loaded by the
-    worker, so this only binds names and seeds); one torch thread, as the grader runs in parallel."""
     namespace: dict = {"__name__": "__main__"}
     exec(compile(source, IMPORTS_FILE, "exec"), namespace)
     try:
@@ -316,216 +139,251 @@ def run_imports_cell(source: str) -> dict:
     return namespace
 
 
-def grade_exercise(job: dict, *, _changed=changed, _snapshot=snapshot,
-                   _failure_reason=failure_reason, _exec=exec, _compile=compile) -> dict:
-    """Run imports + answer + test cell in this (forked) process; return the verdict. The helpers
-    are bound as defaults, so an answer that replaces them in this module changes nothing."""
+def run_tests(job: dict, channel: socket.socket) -> dict:
+    """In the tester: bind the answer's names to proxies, run the test cell, return the verdict."""
     verdict = {"passed": False, "reason": "", "detail": ""}
     try:
         namespace = run_imports_cell(job["imports"])
-    except BaseException as err:  # the course's own cell: say so, it is not the student's fault
+    except BaseException as err:
         verdict["reason"] = f"grader error: the course's imports cell failed: {type(err).__name__}: {err}"
         return verdict
-    answer_file, test_file = f"<answer {job['grade_id']}>", f"<tests {job['grade_id']}>"
-    job["test_file"] = test_file
-    guard = Guard(answer_file)
-    students, references, test_names = test_cell_names(job["test"])
+    test_file = job["test_file"] = f"<tests {job['grade_id']}>"
+    students, references, names = test_cell_names(job["test"])
     job["students"] = students
-    pristine = dict(namespace)
-    ref_classes = guard_references(references, namespace, guard)
-    pristine = {k: namespace[k] for k in pristine}  # the guarded versions count as pristine
-    before = _snapshot()
+    answer = Answer(channel)
     try:
-        code = compile_cell(job["answer"], answer_file)
-    except SyntaxError as err:
-        verdict["reason"] = f"the answer cell is not valid Python (SyntaxError: {err.msg}, line {err.lineno})"
+        from .grading_channel import receive
+
+        ready = receive(channel)
+    except ChannelError as err:
+        verdict.update(answer_gone=True, broken=str(err) != CLOSED, detail=str(err))
         return verdict
+    ready = ready if isinstance(ready, dict) else {}
+    if "error" in ready:
+        verdict["reason"] = answer_cell_failure(ready["error"] if isinstance(ready["error"], dict) else {}, job)
+        return verdict
+    defined = ready.get("names") if isinstance(ready.get("names"), dict) else {}
+    for name in names:
+        handle = defined.get(name)
+        if name not in namespace and type(handle) is int:
+            namespace[name] = answer.proxy(handle, name)
     try:
-        for earlier_id, earlier in job.get("earlier", []):  # helpers the student defined in earlier answers
-            for statement in definitions_only(earlier, f"<answer {earlier_id}>"):
-                try:
-                    _exec(statement, namespace)
-                except Exception:
-                    pass
-        _exec(code, namespace)
-        tampered = _changed(before)
-        rebound = sorted(k for k in pristine if k in test_names and namespace.get(k) is not pristine[k])
-        if tampered or rebound:
-            raise _Tampered(", ".join((tampered + [f"rebinds {k}" for k in rebound])[:3]))
-        namespace.update(pristine)
-        for ref, where in ref_classes:
-            for name in students:
-                obj = namespace.get(name)
-                if obj is ref or (isinstance(obj, type) and issubclass(obj, ref)):
-                    raise ReferenceUsed(f"calls the reference implementation {where}")
-        for name in students:
-            if callable(namespace.get(name)):
-                namespace[name] = guard.wrap_student(namespace[name])
-        _exec(_compile(job["test"], test_file, "exec"), namespace)
-        tampered = _changed(before)
-        if tampered:
-            raise _Tampered(", ".join(tampered[:3]))
-        if guard.used:
-            raise ReferenceUsed(f"calls the reference implementation {guard.used[0]}")
+        exec(compile(job["test"], test_file, "exec"), namespace)
         verdict["passed"] = True
-    except _Tampered as err:
-        verdict["reason"] = f"tampered with the checks ({err})"
-    except _BaseException as err:  # anything the student's code raised, SystemExit included
-        try:
-            tampered = _changed(before)
-        except _BaseException:
-            tampered = []
-        if tampered:  # the failure may come from the tampering itself: report that
-            verdict["reason"] = f"tampered with the checks ({', '.join(tampered[:3])})"
-            return verdict
-        if guard.used and not _isinstance(err, ReferenceUsed):
-            err = ReferenceUsed(f"calls the reference implementation {guard.used[0]}")
-        verdict["reason"], verdict["detail"] = _failure_reason(err, job)
+    except AnswerGone as err:
+        verdict.update(answer_gone=True, broken=err.broken, detail=str(err))
+    except BaseException as err:
+        verdict["reason"], verdict["detail"] = failure_reason(err, job)
     return verdict
 
 
-class _Tampered(Exception):
-    pass
-
-
-_BOUNDARY = [grade_exercise.__code__]
-
-
-def _die_with_parent() -> None:
+def tester_process(job: dict, channel: socket.socket, verdict_w: int) -> None:
+    """The body of the forked tester; never returns."""
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def exercise_process(job: dict, result_w: int, output_w: int, nonce: str) -> None:
-    """The body of the forked exercise process; never returns."""
-    try:
-        os.setpgid(0, 0)
-        _die_with_parent()
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        _dup2(devnull, 0)
-        _dup2(output_w, 1)
-        _dup2(output_w, 2)
-        _close(output_w)
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.reconfigure(line_buffering=True)
-            except Exception:
-                pass
-        size, _ = memory_of()
-        if size:
-            set_limit(resource.RLIMIT_AS, size + job["memory_mb"] * 2**20)
-        set_limit(resource.RLIMIT_CPU, int(job["timeout"] * 2) + 5)  # a backstop: the worker kills at the timeout
-        set_limit(resource.RLIMIT_FSIZE, 64 * 2**20)
-        set_limit(resource.RLIMIT_CORE, 0)
-        os.chdir(job["cwd"])
-        started = _monotonic()
-        verdict = grade_exercise(job)
-        verdict["seconds"] = round(_monotonic() - started, 3)
-    except _BaseException as err:  # a failure of the harness itself, reported as such
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)  # what the test cell prints ("✅ ...") is not the verdict
+        verdict = run_tests(job, channel)
+    except BaseException as err:
         verdict = {"passed": False, "reason": f"grader error: {type(err).__name__}: {err}", "detail": ""}
+    data = (json.dumps(verdict, default=str) + "\n").encode()
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except _BaseException:
-        pass
-    message = (nonce + _dumps(verdict, default=str) + "\n").encode()
-    try:
-        view = memoryview(message)
-        while view:
-            view = view[_write(result_w, view):]
+        while data:
+            data = data[os.write(verdict_w, data):]
     finally:
-        _exit(0)
+        os._exit(0)
 
 
-def kill_group(pid: int) -> None:
-    for target in (-pid, pid):
+# ----------------------------------------------------------------------------- the answer host
+class AnswerHost:
+    """The process that runs answers: inside bubblewrap (``mode="bwrap"``) or a plain child."""
+
+    def __init__(self, imports: list[str], mode: str):
+        self.imports, self.mode = imports, mode
+        self.proc = self.control = None
+        self.home = Path(tempfile.mkdtemp(prefix="lecture13-sandbox-"))
+        self.error = ""
+
+    def start(self) -> None:
+        self.stop()
+        self.home = Path(tempfile.mkdtemp(prefix="lecture13-sandbox-"))
+        ours, theirs = socket.socketpair()
+        if self.mode == "bwrap":
+            sandbox.prepare_home(self.home)
+            command = sandbox.sandbox_command(self.home, ["-c", HOST_CODE, str(theirs.fileno())])
+            env = None
+        else:
+            (self.home / "work").mkdir()
+            command = [sys.executable, "-c", HOST_CODE, str(theirs.fileno())]
+            env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parent.parent)]
+                                                                + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        self.log = tempfile.TemporaryFile()
+        os.set_inheritable(theirs.fileno(), True)
+        self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
+                                     pass_fds=(theirs.fileno(),), cwd=self.home / "work", env=env,
+                                     start_new_session=True)
+        theirs.close()
+        self.control = ours
+        send_msg(ours, {"imports": self.imports})
+        ours.settimeout(HOST_START_TIMEOUT)
         try:
-            _kill(target, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+            recv_msg(ours)
+            self.error = ""
+        except (OSError, EOFError, ValueError):
+            self.error = f"the answer host did not start: {self.log_tail()}"
+        ours.settimeout(None)
+        if self.mode == "bwrap":
+            sandbox.seal(self.home)
+
+    def log_tail(self, limit: int = 400) -> str:
+        self.log.seek(0)
+        return " ".join(self.log.read().decode(errors="replace")[-limit:].split()) or "no output"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None and not self.error
+
+    def submit(self, job: dict, channel: socket.socket) -> None:
+        send_msg(self.control, job, fds=(channel.fileno(),))
+
+    def report(self, timeout: float) -> dict | None:
+        self.control.settimeout(max(timeout, 0.1))
+        try:
+            return recv_msg(self.control)[0]
+        except (OSError, EOFError, ValueError):
+            return None
+        finally:
+            if self.control is not None:
+                self.control.settimeout(None)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+            self.proc = None
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        import shutil
+
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
-def run_job(job: dict, report_fd: int) -> dict:
-    """Fork an exercise process for ``job``; watch its wall clock, memory and output."""
-    result_r, result_w = os.pipe()
-    output_r, output_w = os.pipe()
-    nonce = secrets.token_hex(16)
+# ----------------------------------------------------------------------------- one exercise
+def answer_job(job: dict, cwd: str, sandboxed: bool) -> dict:
+    """What the answer's process gets: no test code, no hidden lines, no expected values."""
+    _, references, _ = test_cell_names(job["test"])
+    return {"id": job["id"], "grade_id": job["grade_id"], "imports": job["imports"], "answer": job["answer"],
+            "earlier": job["earlier"], "references": references, "cwd": cwd, "timeout": job["timeout"],
+            "memory_mb": job["memory_mb"], "output_limit": job["output_limit"], "sandboxed": sandboxed,
+            "max_processes": job.get("max_processes", 64)}
+
+
+def fork_tester(job: dict, channel: socket.socket) -> tuple[int, int]:
+    verdict_r, verdict_w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
-    _, baseline_rss = memory_of()
     pid = os.fork()
     if pid == 0:
-        os.close(result_r)
-        os.close(output_r)
-        os.close(report_fd)
-        exercise_process(job, result_w, output_w, nonce)
-    os.close(result_w)
-    os.close(output_w)
-    started = _monotonic()
-    limit, output_limit = job["memory_mb"] * 2**20, job["output_limit"]
-    output, output_total, result = bytearray(), 0, bytearray()
-    status, killed = None, None
-    open_fds = {result_r, output_r}
+        os.close(verdict_r)
+        tester_process(job, channel, verdict_w)
+    os.close(verdict_w)
+    return pid, verdict_r
+
+
+def wait_tester(pid: int, verdict_r: int, timeout: float) -> tuple[dict | None, bool]:
+    """(the tester's verdict or None, whether it was killed at the time limit)."""
+    deadline, data = time.monotonic() + timeout, b""
     while True:
-        ready, _, _ = select.select(list(open_fds), [], [], 0.05)
-        for fd in ready:
-            chunk = os.read(fd, 65536)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _kill(pid)
+            os.waitpid(pid, 0)
+            return None, True
+        ready, _, _ = select.select([verdict_r], [], [], min(left, 0.5))
+        if ready:
+            chunk = os.read(verdict_r, 1 << 20)
             if not chunk:
-                open_fds.discard(fd)
-            elif fd == output_r:
-                output_total += len(chunk)
-                if len(output) < output_limit:
-                    output += chunk[: output_limit - len(output)]
-            elif len(result) < 2**20:
-                result += chunk
-        if status is None:
-            done, status_code = os.waitpid(pid, os.WNOHANG)
-            if done:
-                status = status_code
-                kill_group(pid)  # anything it started that still holds the pipes open
-        if status is not None and (not open_fds or _monotonic() - started > job["timeout"] + 1):
-            break
-        if status is None and killed is None:
-            if _monotonic() - started > job["timeout"]:
-                killed = f"timed out after {job['timeout']:g} s"
-            else:
-                try:
-                    if baseline_rss and memory_of(pid)[1] - baseline_rss > limit:
-                        killed = f"memory limit exceeded ({job['memory_mb']} MB)"
-                except (OSError, ValueError):
-                    pass
-            if killed:
-                kill_group(pid)
-    kill_group(pid)  # whatever the answer left running in its process group
-    for fd in (result_r, output_r):
-        os.close(fd)
-    seconds = round(_monotonic() - started, 3)
-    verdict = None
-    for line in bytes(result).decode(errors="replace").splitlines():
-        if line.startswith(nonce):  # the last line with our nonce: the harness writes last
-            try:
-                verdict = json.loads(line[len(nonce):])
-            except ValueError:
-                pass
-    if killed:
-        verdict = {"passed": False, "reason": killed, "detail": ""}
+                break
+            data += chunk
+    os.waitpid(pid, 0)
+    try:
+        return json.loads(data.decode().splitlines()[-1]), False
+    except (ValueError, IndexError):
+        return None, False
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def combine(job: dict, verdict: dict | None, timed_out: bool, report: dict | None) -> dict:
+    """The exercise's verdict: the tester's, unless a limit of the answer was hit."""
+    if timed_out:
+        result = {"passed": False, "reason": f"timed out after {job['timeout']:g} s", "detail": ""}
+    elif report and report.get("killed"):
+        result = {"passed": False, "reason": report["killed"], "detail": ""}
     elif verdict is None:
-        how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-               else f"exit status {os.WEXITSTATUS(status)}")
-        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
-            how = "CPU time limit exceeded"
-        verdict = {"passed": False, "reason": f"the process ended before the tests finished ({how}; os._exit()?)",
-                   "detail": ""}
-    verdict.setdefault("seconds", seconds)
-    verdict["wall_seconds"] = seconds
-    text = bytes(output).decode(errors="replace")
-    if output_total > len(output):
-        text += f"\n… output truncated: {output_total:,} bytes in all, the first {len(output):,} kept"
-    verdict["output"] = text
-    verdict["output_bytes"] = output_total
-    return verdict
+        result = {"passed": False, "reason": "grader error: the test process died", "detail": ""}
+    elif verdict.get("broken"):
+        result = {"passed": False, "reason": "the answer wrote to the grading channel itself (what came back is not "
+                                             "a message of the grader's)", "detail": verdict.get("detail", "")}
+    elif verdict.get("answer_gone"):
+        how = (report or {}).get("status") or "its sandbox was killed: did the answer kill its parent?"
+        result = {"passed": False, "reason": f"the answer's process ended before the tests finished ({how}; os._exit()?)",
+                  "detail": verdict.get("detail", "")}
+    else:
+        result = verdict
+    result["output"] = (report or {}).get("output", "")
+    result["output_bytes"] = (report or {}).get("output_bytes", 0)
+    return result
+
+
+def run_job(job: dict, host: AnswerHost) -> dict:
+    """One exercise: the answer in the host, the tests in a forked tester; their verdict. A host
+    that did not survive the exercise is started again at once, so that the next exercise (maybe
+    another student's) neither waits for it nor pays for it."""
+    if not host.alive:
+        host.start()
+        if host.error:
+            return {"passed": False, "reason": f"grader error: {host.error}", "detail": ""}
+    result = exercise(job, host)
+    if not host.alive:
+        host.start()
+    return result
+
+
+def exercise(job: dict, host: AnswerHost) -> dict:
+    started = time.monotonic()
+    outside, inside = (sandbox.make_exercise_dir(host.home, f"exercise-{job['id']}") if host.mode == "bwrap"
+                       else (Path(job["cwd"]), Path(job["cwd"])))
+    ours, theirs = socket.socketpair()
+    try:
+        host.submit(answer_job(job, str(inside), host.mode == "bwrap"), theirs)
+    except OSError:
+        host.error = "the answer host stopped"
+    theirs.close()
+    pid, verdict_r = fork_tester(job, ours)
+    ours.close()
+    verdict, timed_out = wait_tester(pid, verdict_r, job["timeout"] + 5)
+    os.close(verdict_r)
+    report = host.report(timeout=job["timeout"] + 10 - (time.monotonic() - started)) if not host.error else None
+    if report is None or report.get("id") != job["id"]:
+        host.stop()  # it died or is stuck: a fresh one for the next exercise
+        report = None
+    if host.mode == "bwrap":
+        import shutil
+
+        shutil.rmtree(outside, ignore_errors=True)
+    result = combine(job, verdict, timed_out, report)
+    result["wall_seconds"] = round(time.monotonic() - started, 3)
+    return result
 
 
 # ----------------------------------------------------------------------------- the worker
@@ -536,36 +394,70 @@ def send(fd: int, message: dict) -> None:
         view = view[os.write(fd, view):]
 
 
-def import_statements(source: str) -> list:
-    """The top-level ``import`` statements of a cell, each compiled on its own."""
-    kinds = (ast.Import, ast.ImportFrom)
-    return [compile(ast.Module(body=[node], type_ignores=[]), IMPORTS_FILE, "exec")
-            for node in ast.parse(source).body if isinstance(node, kinds)]
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except OSError:
+        pass
 
 
 def serve(report_fd: int) -> None:
-    """Worker main loop. The first line of stdin is {"imports": [the imports cell of every
-    notebook]}: their import statements are run once here (only the imports: no seeding, no
-    settings), so that an exercise process, which runs its notebook's whole imports cell, finds
-    torch, matplotlib and lecture13 loaded. Each further line is a job, answered on ``report_fd``."""
+    """Worker main loop. First line of stdin: {"imports": [...], "sandbox": "bwrap" | "none"};
+    then one exercise job per line, each answered on ``report_fd``."""
     os.environ["LECTURE13_GRADING"] = "1"
-    _die_with_parent()  # a grader killed outright takes its workers (and their exercise processes) along
+    _die_with_parent()
     header = json.loads(sys.stdin.readline())
     failed = []
     for source in header["imports"]:
         for statement in import_statements(source):
             try:
                 exec(statement, {"__name__": "__main__"})
-            except Exception as err:  # reported again, per exercise, when its imports cell runs
+            except Exception as err:
                 failed.append(f"{type(err).__name__}: {err}")
-    send(report_fd, {"ready": True, "import_errors": failed})
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        job = json.loads(line)
-        verdict = run_job(job, report_fd)
-        verdict["id"] = job["id"]
-        send(report_fd, verdict)
+    from .grading_answer import warm_up
+
+    warm_up()
+    host = AnswerHost(header["imports"], header.get("sandbox", "none"))
+    host.start()
+    send(report_fd, {"ready": True, "import_errors": failed, "host_error": host.error})
+    try:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            job = json.loads(line)
+            job["reference_names"] = _reference_names(job)
+            verdict = run_job(job, host)
+            verdict["id"] = job["id"]
+            send(report_fd, verdict)
+    finally:
+        host.stop()
+
+
+def _reference_names(job: dict) -> list[str]:
+    """The test cell's references as dotted names of their home (lecture13.factorized.fit_bernoulli)."""
+    _, references, _ = test_cell_names(job["test"])
+    try:
+        namespace = run_imports_cell_names(job["imports"])
+    except Exception:
+        return references
+    names = []
+    for expression in references:
+        try:
+            obj = eval(expression, dict(namespace))
+            names.append(f"{obj.__module__}.{obj.__qualname__}")
+        except Exception:
+            names.append(expression)
+    return names
+
+
+def run_imports_cell_names(source: str) -> dict:
+    """The names the imports cell's import statements bind (no seeding: for naming only)."""
+    namespace: dict = {}
+    for statement in import_statements(source):
+        exec(statement, namespace)
+    return namespace
 
 
 if __name__ == "__main__":

@@ -125,6 +125,14 @@ def to_bits_per_dim(value, unit, num_dims=784):
 }
 
 
+def sandbox_column(mode: str = "auto") -> str:
+    """What the CSV's sandbox column says for a run with ``--sandbox mode`` on this machine."""
+    from lecture13 import grading_sandbox
+
+    used, note = grading_sandbox.choose(mode)
+    return "bwrap" if used == "bwrap" else note.removeprefix("sandbox: ")
+
+
 def solution_notebooks() -> list[Path]:
     """The solutions notebooks that have exercises."""
     return [p for p in sorted(SOLUTIONS.glob("*.ipynb")) if exercise_ids(nbformat.read(p, as_version=4))]

@@ -15,9 +15,9 @@ def test_a_correct_answer_passes_and_is_kept(capsys):
 
     used = check(answer, reference, cases=[Case(torch.ones(3)), Case(torch.arange(4.0), scale=0.5)])
     assert used is answer
-    assert "✅ answer: passes all 2 checks." in capsys.readouterr().out
+    assert "✅ answer: passes the 2 visible checks (grading runs more, hidden tests included)." in capsys.readouterr().out
     check(lambda x: x, lambda x: x, cases=[Case(1)])
-    assert "✅ <lambda>: passes its check." in capsys.readouterr().out
+    assert "✅ <lambda>: passes the visible check (grading runs more, hidden tests included)." in capsys.readouterr().out
 
 
 def test_a_wrong_answer_says_which_input_expected_and_got(capsys):

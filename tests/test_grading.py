@@ -9,13 +9,14 @@ import csv
 import json
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from lecture13 import grading, grading_harness, release
+from lecture13 import grading, grading_harness, grading_sandbox, release
 from lecture13.__main__ import main
 
 import grading_cases as gc
@@ -141,25 +142,28 @@ def test_output_flood_is_truncated_and_an_endless_one_times_out(adversarial):
     assert reason(g, NLL) == f"timed out after {TIMEOUT:g} s"
 
 
+# The checks run in another process than the answer: what an answer overwrites, patches or swaps
+# is its own copy. The wrong answers below fail on their merits, with the real failing case.
+WRONG_FIT_REASON = "check 2 (alpha=1: a pixel never on gets 1/(N+2), not 0) failed"
+WRONG_NLL_REASON = "check 1 (one image) failed"
+
+
 def test_overwriting_the_checks_gains_nothing(adversarial):
     g = adversarial[0]["overwrites_checks.ipynb"]
     assert points(g) == {FIT: 0, NLL: 0}
-    assert reason(g, FIT).startswith("tampered with the checks") and "rebinds assert_passes, rebinds check" in reason(g, FIT)
-    assert "lecture13.exercises.compare" in reason(g, NLL)
+    assert reason(g, FIT).startswith(WRONG_FIT_REASON) and reason(g, NLL).startswith(WRONG_NLL_REASON)
 
 
 def test_patching_while_being_tested_gains_nothing(adversarial):
     g = adversarial[0]["patches_while_tested.ipynb"]
     assert points(g) == {FIT: 0, NLL: 0}
-    assert "os.environ['LECTURE13_GRADING']" in reason(g, FIT)
-    assert "torch.allclose" in reason(g, NLL)
+    assert reason(g, FIT).startswith(WRONG_FIT_REASON) and reason(g, NLL).startswith(WRONG_NLL_REASON)
 
 
 def test_replacing_code_in_place_or_the_grading_module_gains_nothing(adversarial):
     g = adversarial[0]["swaps_code.ipynb"]
     assert points(g) == {FIT: 0, NLL: 0}
-    assert "lecture13.exercises.compare.__code__" in reason(g, FIT)
-    assert reason(g, NLL).startswith("tampered with the checks") and "lecture13.grading_harness.changed" in reason(g, NLL)
+    assert reason(g, FIT).startswith(WRONG_FIT_REASON) and reason(g, NLL).startswith(WRONG_NLL_REASON)
 
 
 def test_calling_the_reference_earns_nothing(adversarial):
@@ -197,7 +201,7 @@ def test_exits_and_import_errors_cost_only_their_exercise(adversarial):
     g = adversarial[0]["exits.ipynb"]
     assert points(g) == {FIT: 0, NLL: 0}
     assert reason(g, FIT) == "the answer called sys.exit(0)"
-    assert reason(g, NLL).startswith("the process ended before the tests finished (exit status 0")
+    assert reason(g, NLL).startswith("the answer's process ended before the tests finished (exit status 0")
     g = adversarial[0]["raises_at_import_and_magics.ipynb"]
     assert points(g) == {FIT: 0, NLL: 2}  # IPython magics and shell lines are skipped
     assert reason(g, FIT) == "ModuleNotFoundError: No module named 'a_module_that_does_not_exist'"
@@ -212,25 +216,29 @@ def test_a_later_answer_may_use_a_function_defined_in_an_earlier_answer(adversar
 def test_killing_the_grader_costs_that_exercise_only(adversarial):
     g = adversarial[0]["kills_the_grader.ipynb"]
     assert points(g) == {FIT: 0, NLL: 2}
-    assert reason(g, FIT).startswith("the grading process was killed")
+    assert reason(g, FIT).startswith("the answer's process ended before the tests finished")
 
 
 def test_temporary_working_directory_is_removed(adversarial):
     g = adversarial[0]["writes_files.ipynb"]
     assert points(g) == {FIT: 2, NLL: 2}
     output = next(r.output for r in g.results if r.grade_id == FIT)
-    cwd = Path(output.split("CWD=")[1].split()[0])
-    assert cwd.name.startswith("lecture13-grade-") and not cwd.exists()
+    cwd = Path(output.split("CWD=")[1].split()[0])  # inside the sandbox: /lecture13-sandbox/work/exercise-N
+    assert cwd.name.startswith(("lecture13-grade-", "exercise-")) and not cwd.exists()
+    assert not list(Path(tempfile.gettempdir()).glob("lecture13-sandbox-*/work/exercise-*"))
 
 
 def test_csv_has_a_row_per_student_and_a_reason_per_lost_point(adversarial):
     grades, out, _ = adversarial
     rows = list(csv.DictReader(out.open()))
     assert [r["student"] for r in rows] == sorted(adversarial_submissions())
-    assert list(rows[0]) == ["student", "notebook", FIT, NLL, "total", "max", "reasons"]
+    assert list(rows[0]) == ["student", "notebook", FIT, NLL, "total", "max", "reasons", "copies", "sandbox"]
     by_student = {r["student"]: r for r in rows}
-    assert by_student["correct.ipynb"] | {"student": ""} == {"student": "", "notebook": NB00.name, FIT: "2", NLL: "2",
-                                                              "total": "4", "max": "4", "reasons": ""}
+    assert by_student["correct.ipynb"] | {"student": "", "copies": "", "sandbox": ""} == {
+        "student": "", "notebook": NB00.name, FIT: "2", NLL: "2", "total": "4", "max": "4", "reasons": "",
+        "copies": "", "sandbox": ""}
+    assert by_student["correct.ipynb"]["copies"].startswith(f"{FIT}: same as the published solution")
+    assert {r["sandbox"] for r in rows} == {gc.sandbox_column()}
     for row in rows:
         lost = [gid for gid in (FIT, NLL) if row[gid] not in ("2", "")]
         if row["notebook"]:
@@ -381,8 +389,9 @@ def test_an_interrupted_run_leaves_a_valid_csv_of_what_was_graded(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         grading.grade([tmp_path / "in"], gc.SOLUTIONS, out=out, jobs=1, progress=False)
     assert calls[:2] == ["a.ipynb", "b.ipynb"]
-    assert out.read_text() == (f"student,notebook,{FIT},{NLL},total,max,reasons\n"
-                               f"a.ipynb,{NB00.name},2,0,2,4,{NLL}: -2 x\n")
+    sandbox = gc.sandbox_column()
+    assert out.read_text() == (f"student,notebook,{FIT},{NLL},total,max,reasons,copies,sandbox\n"
+                               f"a.ipynb,{NB00.name},2,0,2,4,{NLL}: -2 x,,{sandbox}\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["grades.csv", "in"]
 
 
@@ -402,3 +411,17 @@ def test_why_an_exercise_is_not_run():
     assert grading.skip_reason(exercise, {}, "", 5.0, 12) == "answer cell missing"
     assert grading.skip_reason(exercise, {FIT: "x = 1"}, "", 0.0, 12) == "not run: the submission's time limit (12 s) was used up"
     assert grading.skip_reason(exercise, {FIT: "x = 1"}, "not valid notebook JSON (…)", 5.0, 12) == "not valid notebook JSON (…)"
+
+
+def test_a_worker_that_dies_is_replaced_and_its_submission_graded_again(tmp_path):
+    """Without the sandbox an answer can reach the trusted worker (its host's parent): the first
+    time it kills it; the submission is graded once more, by a fresh worker, and scores."""
+    marker = tmp_path / "killed-once"
+    killer = (f"import os, signal\nif not os.path.exists({str(marker)!r}):\n    open({str(marker)!r}, 'w').close()\n"
+              "    host = os.getppid()\n    worker = int(open(f'/proc/{host}/stat').read().rsplit(')', 1)[1].split()[1])\n"
+              "    os.kill(worker, signal.SIGKILL)\n") + FIT_OK
+    gc.write(tmp_path / "in", "kills_the_worker.ipynb", gc.submission(NB00, {FIT: killer}))
+    grades = grading.grade([tmp_path / "in"], gc.SOLUTIONS, jobs=1, progress=False, sandbox="none",
+                           limits=grading.Limits(timeout=TIMEOUT, memory_mb=MEMORY_MB))
+    assert marker.exists() and points(grades[0]) == {FIT: 2, NLL: 2}, grades[0].reasons()
+    assert grades[0].sandbox.startswith("none (--sandbox none)")
