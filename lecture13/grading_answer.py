@@ -338,7 +338,7 @@ def watch(job: dict, pid: int, output_r: int, baseline: int) -> dict:
     cpu_limit = job.get("cpu_seconds") or job["timeout"] * 2
     output, total, status, killed, last_check = bytearray(), 0, None, None, 0.0
     while True:
-        ready, _, _ = select.select([output_r], [], [], 0.05)
+        ready, _, _ = select.select([output_r], [], [], 0.02)
         if ready:
             chunk = os.read(output_r, 65536)
             if chunk:
@@ -355,7 +355,7 @@ def watch(job: dict, pid: int, output_r: int, baseline: int) -> dict:
         elif not ready or time.monotonic() - started > job["timeout"] + 2:
             break
         now = time.monotonic()
-        if status is None and killed is None and now - last_check > 0.1:
+        if status is None and killed is None and now - last_check > (0.25 if sandboxed else 0.1):  # a tree costs more
             last_check = now
             if now - started > job["timeout"]:
                 killed = f"timed out after {job['timeout']:g} s"
@@ -454,6 +454,9 @@ def serve_host(control_fd: int) -> None:
     control = socket.socket(fileno=control_fd)
     header, _ = recv_msg(control)
     failed = preload(header["imports"])
+    import gc
+
+    gc.freeze()  # forked answers then do not copy the pages a garbage collection would touch
     send_msg(control, {"ready": True, "import_errors": failed})
     while True:
         try:

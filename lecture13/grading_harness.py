@@ -205,6 +205,11 @@ class AnswerHost:
         self.error = ""
 
     def start(self) -> None:
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the host's interpreter (it loads the imports meanwhile: see :meth:`wait_ready`)."""
         self.stop()
         self.home = Path(tempfile.mkdtemp(prefix="lecture13-sandbox-"))
         ours, theirs = socket.socketpair()
@@ -225,13 +230,15 @@ class AnswerHost:
         theirs.close()
         self.control = ours
         send_msg(ours, {"imports": self.imports})
-        ours.settimeout(HOST_START_TIMEOUT)
+
+    def wait_ready(self) -> None:
+        self.control.settimeout(HOST_START_TIMEOUT)
         try:
-            recv_msg(ours)
+            recv_msg(self.control)
             self.error = ""
         except (OSError, EOFError, ValueError):
             self.error = f"the answer host did not start: {self.log_tail()}"
-        ours.settimeout(None)
+        self.control.settimeout(None)
         if self.mode == "bwrap":
             sandbox.seal(self.home)
 
@@ -409,6 +416,8 @@ def serve(report_fd: int) -> None:
     os.environ["LECTURE13_GRADING"] = "1"
     _die_with_parent()
     header = json.loads(sys.stdin.readline())
+    host = AnswerHost(header["imports"], header.get("sandbox", "none"))
+    host.launch()  # the host loads its imports while this worker loads its own
     failed = []
     for source in header["imports"]:
         for statement in import_statements(source):
@@ -419,8 +428,10 @@ def serve(report_fd: int) -> None:
     from .grading_answer import warm_up
 
     warm_up()
-    host = AnswerHost(header["imports"], header.get("sandbox", "none"))
-    host.start()
+    host.wait_ready()
+    import gc
+
+    gc.freeze()  # the forked testers then do not copy the pages a garbage collection would touch
     send(report_fd, {"ready": True, "import_errors": failed, "host_error": host.error})
     try:
         for line in sys.stdin:

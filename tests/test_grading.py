@@ -78,7 +78,8 @@ def adversarial_submissions() -> dict[str, str]:
         "raises_at_import_and_magics.ipynb": sub(NB00, {
             FIT: "import a_module_that_does_not_exist\n" + FIT_OK,
             NLL: "%load_ext autoreload\n!ls -l\n" + gc.solution_answers(nbformat.read(NB00, as_version=4))[NLL]}),
-        "kills_the_grader.ipynb": sub(NB00, {FIT: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n" + FIT_OK}),
+        "kills_the_grader.ipynb": sub(NB00, {FIT: "import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\n"
+                                                   "time.sleep(5)  # its sandbox (or itself) dies meanwhile\n" + FIT_OK}),
         "writes_files.ipynb": sub(NB00, {FIT: "import os\nprint('CWD=' + os.getcwd())\n"
                                               "open('scratch.txt', 'w').write('hello')\n" + FIT_OK}),
         "uses_an_earlier_helper.ipynb": sub(NB00, {
@@ -356,7 +357,8 @@ def test_csv_is_written_atomically(tmp_path, monkeypatch):
 def test_grade_command_is_registered_and_handles_bad_input(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["grade", "--help"])
-    assert exit_.value.code == 0 and "--memory-mb" in capsys.readouterr().out
+    help_text = capsys.readouterr().out
+    assert exit_.value.code == 0 and "--memory-mb" in help_text and "{auto,bwrap,none}" in help_text
     assert main(["grade", str(tmp_path / "nothing-here")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     gc.write(tmp_path / "in", "broken.ipynb", "not json")
