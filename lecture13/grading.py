@@ -560,6 +560,7 @@ def grade_submission(submission: Submission, course: list[CourseNotebook], slot:
             verdict = worker.run(exercise_job(notebook, index, answers, workdir, timeout, limits))
             if verdict.get("worker_died"):
                 raise WorkerDied(verdict.get("detail", ""))
+            deadline += float(verdict.get("restart_seconds") or 0)  # a new sandbox's start-up is not the answer's time
             result.points = exercise.points if verdict.get("passed") else 0.0
             result.reason = one_line(verdict.get("reason", ""))
             if timeout < limits.timeout and result.reason.startswith("timed out"):

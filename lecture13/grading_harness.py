@@ -362,7 +362,9 @@ def run_job(job: dict, host: AnswerHost) -> dict:
             return {"passed": False, "reason": f"grader error: {host.error}", "detail": ""}
     result = exercise(job, host)
     if not host.alive:
+        restarted = time.monotonic()
         host.start()
+        result["restart_seconds"] = round(time.monotonic() - restarted, 3)  # not the submission's time
     return result
 
 
