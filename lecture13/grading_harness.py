@@ -387,9 +387,7 @@ def exercise(job: dict, host: AnswerHost) -> dict:
         host.stop()  # it died or is stuck: a fresh one for the next exercise
         report = None
     if host.mode == "bwrap":
-        import shutil
-
-        shutil.rmtree(outside, ignore_errors=True)
+        sandbox.clear_work(host.home)
     result = combine(job, verdict, timed_out, report)
     result["wall_seconds"] = round(time.monotonic() - started, 3)
     return result
@@ -441,7 +439,10 @@ def serve(report_fd: int) -> None:
                 continue
             job = json.loads(line)
             job["reference_names"] = _reference_names(job)
-            verdict = run_job(job, host)
+            try:
+                verdict = run_job(job, host)
+            except Exception as err:  # a failure of this worker's own: that exercise's row says so, the worker lives on
+                verdict = {"passed": False, "reason": f"grader error: {type(err).__name__}: {err}", "detail": ""}
             verdict["id"] = job["id"]
             send(report_fd, verdict)
     finally:

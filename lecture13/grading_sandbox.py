@@ -148,6 +148,19 @@ def make_exercise_dir(home: Path, name: str) -> tuple[Path, Path]:
     return outside, INSIDE / "work" / name
 
 
+def clear_work(home: Path) -> None:
+    """After each exercise: nothing it wrote survives, in its folder or anywhere else the sandbox's
+    user could write (where the grader is not root, that user owns the whole work folder)."""
+    work = home / "work"
+    for path in (work.iterdir() if work.is_dir() else []):
+        if path.name == ".startup":
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 _probed: dict[str, str] = {}
 
 
