@@ -24,9 +24,11 @@ NOTEBOOKS = (
     ("04_generative_adversarial_networks.ipynb", "Generative adversarial networks",
      "the minimax game, the optimal discriminator, non-saturating loss, k-step training, mode collapse"),
     ("05_dcgan.ipynb", "DCGAN",
-     "convolutional GANs, a memorization check, latent interpolation, a download-free Fréchet distance"),
+     "convolutional GANs with a balanced discriminator, a memorization check with a planted copy, latent "
+     "interpolation, sample quality without a download (Fréchet distance, precision and recall)"),
     ("06_comparing_generative_models.ipynb", "Comparing generative models",
-     "the three families side by side on one test set: likelihood, sample quality, speed"),
+     "the three families side by side on one test set: likelihood (exact or a bound, and what each can decide), "
+     "sample quality at one protocol, speed"),
 )
 
 
