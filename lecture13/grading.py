@@ -452,6 +452,13 @@ class Worker:
         return verdict
 
     def close(self) -> None:
+        """Ask the worker to stop (it then stops its answer host), then make sure; its folder, where
+        the host's sandbox folders are, goes in any case."""
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
         try:
             os.killpg(self.proc.pid, 9)
         except (ProcessLookupError, PermissionError):

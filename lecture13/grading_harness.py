@@ -201,7 +201,7 @@ class AnswerHost:
     def __init__(self, imports: list[str], mode: str):
         self.imports, self.mode = imports, mode
         self.proc = self.control = None
-        self.home = Path(tempfile.mkdtemp(prefix="lecture13-sandbox-"))
+        self.home = Path(tempfile.mkdtemp(prefix="lecture13-sandbox-", dir=os.getcwd()))  # in the worker's folder
         self.error = ""
 
     def start(self) -> None:
@@ -211,7 +211,7 @@ class AnswerHost:
     def launch(self) -> None:
         """Start the host's interpreter (it loads the imports meanwhile: see :meth:`wait_ready`)."""
         self.stop()
-        self.home = Path(tempfile.mkdtemp(prefix="lecture13-sandbox-"))
+        self.home = Path(tempfile.mkdtemp(prefix="lecture13-sandbox-", dir=os.getcwd()))  # in the worker's folder
         ours, theirs = socket.socketpair()
         if self.mode == "bwrap":
             sandbox.prepare_home(self.home)

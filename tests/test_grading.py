@@ -226,7 +226,7 @@ def test_temporary_working_directory_is_removed(adversarial):
     output = next(r.output for r in g.results if r.grade_id == FIT)
     cwd = Path(output.split("CWD=")[1].split()[0])  # inside the sandbox: /lecture13-sandbox/work/exercise-N
     assert cwd.name.startswith(("lecture13-grade-", "exercise-")) and not cwd.exists()
-    assert not list(Path(tempfile.gettempdir()).glob("lecture13-sandbox-*/work/exercise-*"))
+    assert not list(Path(tempfile.gettempdir()).glob("lecture13-worker-*/lecture13-sandbox-*/work/exercise-*"))
 
 
 def test_csv_has_a_row_per_student_and_a_reason_per_lost_point(adversarial):
