@@ -383,8 +383,6 @@ def test_fair_to_correct_answers(hostile):
     assert "line 5 of the answer cell raised NameError" in output(g, FIT)
 
 
-@pytest.mark.xfail(strict=True, reason="gan.generator_block_checks loads the reference's weights by name ('0.weight'); "
-                                       "it should load them by position (lecture13/gan.py is being edited by others)")
 def test_a_sequential_of_a_named_ordered_dict_scores(hostile):
     g = hostile[0]["dcgan.ipynb"]
     assert points(g) == {BLOCK: 2, INTERP: 2}, g.reasons()
