@@ -125,6 +125,21 @@ def latent_grid(decode: Callable[[torch.Tensor], torch.Tensor], n: int = 15, spa
         return decode(z)
 
 
+def show_latent_grid(images: torch.Tensor, n: int, span: float, ax=None):
+    """Show the n×n images of ``latent_grid(decode, n, span, use_inverse_cdf=False)`` with each tile centred on
+    the code z it decodes, on axes in z (z1 across, z2 up): the ticks then name real codes, and a scatter of
+    codes on the same axes lines up with the grid tile for tile. Returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 8))
+    grid = image_grid(images, nrow=n)
+    step, tile = 2 * span / (n - 1), images.shape[-1] + 2        # one tile plus make_grid's 2-pixel padding
+    edge = span + (tile / 2 + 1) * step / tile                   # the outermost tile's centre to the grid's edge
+    ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest", extent=(-edge, edge, -edge, edge))
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    return ax
+
+
 # The lecture's taxonomy of generative models (after Goodfellow, NIPS 2016 tutorial), as data:
 # (label, children). Leaves name the models this course builds.
 TAXONOMY = ("Generative models", [

@@ -2,7 +2,7 @@
 
 The model: a prior p(z) = N(0, I), a decoder p_θ(x | z) = Π_i Bernoulli(x_i; σ(l_i(z))) for
 binarized images. Its likelihood p_θ(x) = ∫ p(z) p_θ(x | z) dz has no closed form, so an encoder
-q_φ(z | x) = N(μ_φ(x), diag σ²_φ(x)) approximates the posterior and we maximise the ELBO:
+q_φ(z | x) = N(μ_φ(x), diag σ²_φ(x)) approximates the posterior and we maximize the ELBO:
 
     log p(x) = E_q[log p(x|z)] − KL(q(z|x) ‖ p(z)) + KL(q(z|x) ‖ p(z|x))
              ≥ E_q[log p(x|z)] − KL(q(z|x) ‖ p(z))  =  ELBO                          (1)
@@ -95,13 +95,64 @@ def reparameterized_gradients(f, mu: torch.Tensor, logvar: torch.Tensor, n: int,
 
 
 def score_function_gradients(f, mu: torch.Tensor, logvar: torch.Tensor, n: int,
-                             generator: torch.Generator | None = None) -> torch.Tensor:
+                             generator: torch.Generator | None = None,
+                             baseline: float | torch.Tensor = 0.0) -> torch.Tensor:
     """n single-sample estimates of the same gradient by the score function (REINFORCE):
-    ∇_μ E_q[f(z)] = E_q[f(z) ∇_μ log q(z)], with ∇_μ log q(z) = (z − μ) / σ². Shape (n, d)."""
+    ∇_μ E_q[f(z)] = E_q[(f(z) − b) ∇_μ log q(z)], with ∇_μ log q(z) = (z − μ) / σ². Shape (n, d).
+
+    Any constant ``baseline`` b (a control variate) keeps it unbiased, because E_q[∇_μ log q(z)] = 0;
+    b close to f's typical value removes the part of the noise that comes from f's offset."""
     with torch.no_grad():
         z = reparameterize(mu.expand(n, *mu.shape), logvar.expand(n, *mu.shape),
                            torch.randn(n, *mu.shape, generator=generator, dtype=mu.dtype))
-        return f(z).unsqueeze(-1) * (z - mu) * torch.exp(-logvar)
+        return (f(z) - baseline).unsqueeze(-1) * (z - mu) * torch.exp(-logvar)
+
+
+MAX_PROBLEM_DIM = 1024
+
+
+def independent_pixels_problem(d: int, seed: int = 0) -> dict:
+    """A gradient problem whose latent size d we can turn up: d "pixels" x_j ~ N(0, 2), each explained by
+    its own latent coordinate, f(z) = log p(x | z) = log N(x; z, I_d), and q = N(x / 2, I / 2), the exact
+    posterior under the prior N(0, I). Everything is known in closed form:
+    ∇_μ E_q[f(z)] = x − μ and E_q[f(z)] = −½ Σ_j (log 2π + (x_j − μ_j)² + σ_j²).
+
+    The coordinates are drawn once for ``MAX_PROBLEM_DIM`` and the first d kept, so the problems are
+    nested: a larger d only adds pixels. Returns {"f", "mu", "logvar", "gradient", "mean_f"}."""
+    if not 1 <= d <= MAX_PROBLEM_DIM:
+        raise ValueError(f"d must be between 1 and {MAX_PROBLEM_DIM}, got {d}")
+    x = math.sqrt(2.0) * torch.randn(MAX_PROBLEM_DIM, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)[:d]
+    mu, logvar = x / 2, torch.full((d,), math.log(0.5), dtype=torch.float64)
+    mean_f = -0.5 * (LOG_2PI + (x - mu).pow(2) + logvar.exp()).sum()
+    return {"f": lambda z: gaussian_log_density(z, x), "mu": mu, "logvar": logvar, "gradient": x - mu, "mean_f": mean_f}
+
+
+ESTIMATORS = ("reparameterized", "score function", "score function + baseline")
+
+
+def gradient_estimates(d: int, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """n one-sample estimates (n, d) of ∇_μ E_q[f(z)] on :func:`independent_pixels_problem` by each of
+    ``ESTIMATORS`` (the baseline is b = E_q[f(z)], the value a learned baseline approximates), each from
+    its own random draws (seeded from ``seed``)."""
+    p = independent_pixels_problem(d)
+    draw = lambda k: torch.Generator().manual_seed(1000 * seed + k)
+    return {
+        "reparameterized": reparameterized_gradients(p["f"], p["mu"], p["logvar"], n, draw(0)),
+        "score function": score_function_gradients(p["f"], p["mu"], p["logvar"], n, draw(1)),
+        "score function + baseline": score_function_gradients(p["f"], p["mu"], p["logvar"], n, draw(2), baseline=p["mean_f"]),
+    }
+
+
+def gradient_variances(dims, n: int = 10_000, seeds=range(5)) -> dict[str, torch.Tensor]:
+    """The variance of one estimator's one-sample estimate of a gradient coordinate, averaged over the d
+    coordinates, for each latent size in ``dims`` and each seed: {estimator: (len(dims), len(seeds))}.
+    Several seeds show how stable each variance estimate is (the score function's has heavy tails)."""
+    out = {name: torch.zeros(len(dims), len(seeds), dtype=torch.float64) for name in ESTIMATORS}
+    for i, d in enumerate(dims):
+        for j, seed in enumerate(seeds):
+            for name, est in gradient_estimates(d, n, seed).items():
+                out[name][i, j] = est.var(0).mean()
+    return out
 
 
 # --------------------------------------------------------------------------- the model
@@ -196,7 +247,17 @@ class LocalAutoregressiveDecoder(nn.Module):
     @torch.no_grad()
     def sample(self, z: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
         """Binary images for codes z (n, latent_dim), pixel by pixel in raster order: x_i = 1 exactly when
-        u_i < σ(l_i). Only the k×k window at the new pixel is convolved, so a step costs almost nothing."""
+        u_i < σ(l_i). Only the k×k window at the new pixel is convolved, so a step costs almost nothing.
+        It runs on one thread: 784 steps of tiny products gain nothing from more, and on a busy CPU
+        threads waiting for each other made it 50 times slower."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return self._sample(z, uniforms)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _sample(self, z: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
         a = self.mlp(z)                                       # (n, 1, 28, 28), once
         n, (height, width), p = len(z), a.shape[-2:], self.context.kernel_size[0] // 2
         x = a.new_zeros(n, 1, height + 2 * p, width + 2 * p)  # zero padding, as in the parallel pass
@@ -340,6 +401,48 @@ def likelihood_table(model: VAE, x: torch.Tensor, ks=(1, 10, 100, 1000), seed: i
     return row
 
 
+# --------------------------------------------------------------------------- reading the results
+@torch.no_grad()
+def latent_usage(model: VAE, x: torch.Tensor, threshold: float = 0.01, batch_size: int = 500) -> dict:
+    """How much a VAE uses each latent dimension on the images ``x``:
+
+    * ``kl``: KL(q(z_j | x) ‖ N(0, 1)) averaged over x, nats per dimension (they sum to the ELBO's KL term);
+    * ``activity``: Var_x(E_q[z_j | x]), how far the code's mean moves with the image;
+    * ``active``: the number of dimensions with activity above ``threshold`` (0.01, Burda et al. 2016).
+
+    A dimension whose mean does not move with x carries no information about x: posterior collapse is
+    many inactive dimensions, each with KL ≈ 0."""
+    model.eval()
+    mu, logvar = (torch.cat(parts) for parts in zip(*(model.encode(xb) for xb in x.split(batch_size))))
+    kl = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).double().mean(0)
+    activity = mu.double().var(0)
+    return {"kl": kl, "activity": activity, "active": int((activity > threshold).sum())}
+
+
+def bound_versus_exact(name: str, upper_bound: float, other: str, exact: float) -> str:
+    """One sentence comparing an upper bound on one model's NLL (−ELBO or −L_K, nats) with another model's
+    exact NLL, with the only logic a bound allows. The first model's true NLL lies somewhere below its
+    bound, so: bound below the exact value → the first model is better by *at least* the difference;
+    bound above → it is *at most* the difference worse, and the numbers cannot say which is better."""
+    gap, subject = upper_bound - exact, name[:1].upper() + name[1:]
+    if gap < 0:
+        return (f"{subject}'s bound ({upper_bound:.1f}) is below {other}'s exact NLL ({exact:.1f}): "
+                f"{name} is better by at least {-gap:.1f} nats per image.")
+    return (f"{subject}'s bound ({upper_bound:.1f}) is above {other}'s exact NLL ({exact:.1f}): {name} is at most "
+            f"{gap:.1f} nats per image worse, and may be better; a bound cannot say which.")
+
+
+def knn_accuracy(codes: torch.Tensor, labels: torch.Tensor, k: int = 5) -> float:
+    """Leave-one-out k-nearest-neighbour accuracy of predicting ``labels`` from ``codes`` (N, d): how well
+    the classes occupy separate regions of the code space (chance is about one over the number of classes).
+    Ties in the vote go to the smallest label."""
+    distances = torch.cdist(codes.double(), codes.double())
+    distances.fill_diagonal_(float("inf"))                        # leave each point out of its own vote
+    neighbours = labels[distances.topk(k, largest=False).indices]  # (N, k)
+    votes = F.one_hot(neighbours, int(labels.max()) + 1).sum(1)
+    return float((votes.argmax(1) == labels).double().mean())
+
+
 # --------------------------------------------------------------------------- recipes
 def _fit(name: str):
     """Train on the binarized training images; ``--option free_bits=λ`` trains with :func:`free_bits_loss`."""
@@ -392,8 +495,9 @@ register_recipe(Recipe(
 ))
 
 # The shipped "pixelvae": the VAE above with a local autoregressive decoder (7×7 causal window) and free bits
-# (λ = 0.5 nats per latent dimension, so z carries at least 16 nats). Without free bits the same model
-# drifts towards ignoring z: in a 10-epoch trial on the 10,000 embedded images its KL was only 4.6 nats.
+# (λ = 0.5 nats per latent dimension, so z carries at least 16 nats). "pixelvae_no_free_bits" is the same
+# model and data with the plain ELBO, for 10 epochs (the CPU time there was; the cosine schedule ends at
+# epoch 10): notebook 03 shows its KL per latent dimension beside this one's (posterior collapse).
 register_recipe(Recipe(
     name="pixelvae",
     description="VAE, 32-d latent, conv encoder, MLP + local autoregressive (7x7 causal) decoder, free bits",
@@ -402,4 +506,14 @@ register_recipe(Recipe(
     evaluate=_evaluate(ks_full=(1, 10, 100, 1000), ks_embedded=(1, 10, 100)),
     sample=_sample,
     defaults={"epochs": 48, "lr": 1e-3, "batch_size": 128, "free_bits": 0.5},
+))
+
+register_recipe(Recipe(
+    name="pixelvae_no_free_bits",
+    description="the pixelvae model and training, but the plain ELBO (no free bits): posterior collapse",
+    build=lambda **kw: PixelVAE(**{"latent_dim": 32, **kw}),
+    fit=_fit("pixelvae_no_free_bits"),
+    evaluate=_evaluate(ks_full=(1, 10, 100, 1000), ks_embedded=(1, 10, 100)),
+    sample=_sample,
+    defaults={"epochs": 10, "lr": 1e-3, "batch_size": 128, "free_bits": 0.0},
 ))

@@ -39,3 +39,17 @@ def test_row_labels_name_each_row_of_the_grid():
     assert labels == ["first", "second"]
     centres = list(ax.get_yticks())
     assert centres == [16.0, 46.0]                         # 2 px padding + 14 px: the middle of each tile row
+
+
+def test_the_latent_grid_is_drawn_with_each_tile_centred_on_its_code():
+    import matplotlib.pyplot as plt
+    n, span = 5, 2.0
+    images = plotting.latent_grid(lambda z: z[:, :1, None, None].expand(-1, 1, 28, 28).sigmoid(), n=n, span=span,
+                                  use_inverse_cdf=False)
+    ax = plotting.show_latent_grid(images, n=n, span=span)
+    left, right, bottom, top = ax.get_images()[0].get_extent()
+    width = 30 * n + 2                                            # n tiles of 28 pixels, 2 pixels of padding around each
+    centre = lambda i: left + (2 + 30 * i + 14) * (right - left) / width    # tile i's centre, in z
+    assert [round(centre(i), 6) for i in range(n)] == [-2.0, -1.0, 0.0, 1.0, 2.0]
+    assert (bottom, top) == (left, right) and ax.get_xlabel() == "$z_1$" and ax.get_ylabel() == "$z_2$"
+    plt.close("all")

@@ -258,3 +258,48 @@ def test_pixel_nll_sums_to_the_reconstruction_term(small_batch, make):
         logits, mu, logvar = model(small_batch, generator=torch.Generator().manual_seed(5))
     assert costs.shape == small_batch.shape and (costs >= 0).all()
     assert torch.allclose(costs.flatten(1).sum(1), -bernoulli_log_likelihood(logits, small_batch), atol=1e-3)
+
+
+def test_a_baseline_keeps_the_score_function_unbiased_and_lowers_its_variance():
+    p = vae.independent_pixels_problem(8)
+    plain = vae.score_function_gradients(p["f"], p["mu"], p["logvar"], 20_000, torch.Generator().manual_seed(0))
+    based = vae.score_function_gradients(p["f"], p["mu"], p["logvar"], 20_000, torch.Generator().manual_seed(0),
+                                         baseline=p["mean_f"])
+    se = based.std(0) / math.sqrt(20_000)
+    assert ((based.mean(0) - p["gradient"]).abs() < 4.5 * se).all()
+    assert (based.var(0) < plain.var(0)).all()
+
+
+def test_the_independent_pixels_problem_is_nested_and_its_closed_forms_hold():
+    small, large = vae.independent_pixels_problem(4), vae.independent_pixels_problem(16)
+    assert torch.equal(small["mu"], large["mu"][:4]) and torch.equal(small["gradient"], large["gradient"][:4])
+    z = vae.reparameterize(large["mu"].expand(50_000, 16), large["logvar"].expand(50_000, 16),
+                           generator=torch.Generator().manual_seed(0))
+    f = large["f"](z)
+    assert float(f.mean()) == pytest.approx(float(large["mean_f"]), abs=4 * float(f.std()) / math.sqrt(50_000))
+    with pytest.raises(ValueError, match="between 1 and"):
+        vae.independent_pixels_problem(0)
+
+
+def test_gradient_variances_has_one_value_per_dimension_and_seed():
+    v = vae.gradient_variances((1, 4), n=500, seeds=range(3))
+    assert set(v) == set(vae.ESTIMATORS) and all(t.shape == (2, 3) for t in v.values())
+    assert torch.allclose(v["reparameterized"], torch.full((2, 3), 0.5, dtype=torch.float64), rtol=0.2)
+
+
+def test_latent_usage_sums_to_the_kl_term_and_counts_dimensions_that_move_with_x(small_batch):
+    model = vae.VAE(latent_dim=4).eval()
+    usage = vae.latent_usage(model, small_batch, batch_size=3)
+    with torch.no_grad():
+        mu, logvar = model.encode(small_batch)
+    assert float(usage["kl"].sum()) == pytest.approx(float(vae.gaussian_kl(mu, logvar).double().mean()), rel=1e-5)
+    assert usage["active"] == int((mu.double().var(0) > 0.01).sum())
+    assert vae.latent_usage(model, small_batch, threshold=1e9)["active"] == 0
+
+
+def test_knn_accuracy_is_one_for_separated_classes_and_near_chance_for_noise():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(25)
+    separated = torch.randn(100, 2, generator=g) * 0.1 + 10 * torch.stack([labels, labels], 1).float()
+    assert vae.knn_accuracy(separated, labels, k=5) == 1.0
+    assert vae.knn_accuracy(torch.randn(100, 2, generator=g), labels, k=5) < 0.5

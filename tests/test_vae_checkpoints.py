@@ -10,7 +10,7 @@ from lecture13.data import tensors
 TOLERANCE_NATS = 0.05
 
 
-@pytest.mark.parametrize("name,latent_dim", [("vae", 32), ("vae2d", 2), ("pixelvae", 32)])
+@pytest.mark.parametrize("name,latent_dim", [("vae", 32), ("vae2d", 2), ("pixelvae", 32), ("pixelvae_no_free_bits", 32)])
 def test_vae_checkpoint_reproduces_its_recorded_metrics(name, latent_dim):
     model, meta = pretrained(name, with_meta=True)
     assert isinstance(model, vae.VAE) and model.latent_dim == latent_dim and not model.training
@@ -34,7 +34,7 @@ def test_autoencoder_checkpoint_reproduces_its_recorded_error():
     assert measured < 30          # far better than predicting the mean image (about 50 per image)
 
 
-@pytest.mark.parametrize("name", ["autoencoder", "vae", "vae2d", "pixelvae"])
+@pytest.mark.parametrize("name", ["autoencoder", "vae", "vae2d", "pixelvae", "pixelvae_no_free_bits"])
 def test_checkpoint_files_are_small_and_listed(name):
     entry = read_manifest()[name]
     assert entry["file"] == f"{name}.pt"
