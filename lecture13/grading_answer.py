@@ -403,12 +403,8 @@ def import_statements(source: str) -> list:
             for node in ast.parse(source).body if isinstance(node, kinds)]
 
 
-def preload(imports: list[str]) -> list[str]:
-    """Import what the notebooks' imports cells import, and every module of the package (its
-    source may be removed once loaded, so nothing can be imported from it later)."""
-    import importlib
-    import pkgutil
-
+def run_import_statements(imports: list[str]) -> list[str]:
+    """Run every import statement of the notebooks' imports cells; return the errors, one line each."""
     failed = []
     for source in imports:
         for statement in import_statements(source):
@@ -416,6 +412,16 @@ def preload(imports: list[str]) -> list[str]:
                 exec(statement, {"__name__": "__main__"})
             except Exception as err:
                 failed.append(f"{type(err).__name__}: {err}")
+    return failed
+
+
+def preload(imports: list[str]) -> list[str]:
+    """Import what the notebooks' imports cells import, and every module of the package (its
+    source may be removed once loaded, so nothing can be imported from it later)."""
+    import importlib
+    import pkgutil
+
+    failed = run_import_statements(imports)
     warm_up()
     import lecture13
 

@@ -418,14 +418,9 @@ def serve(report_fd: int) -> None:
     header = json.loads(sys.stdin.readline())
     host = AnswerHost(header["imports"], header.get("sandbox", "none"))
     host.launch()  # the host loads its imports while this worker loads its own
-    failed = []
-    for source in header["imports"]:
-        for statement in import_statements(source):
-            try:
-                exec(statement, {"__name__": "__main__"})
-            except Exception as err:
-                failed.append(f"{type(err).__name__}: {err}")
-    from .grading_answer import warm_up
+    from .grading_answer import run_import_statements, warm_up
+
+    failed = run_import_statements(header["imports"])
 
     warm_up()
     host.wait_ready()
