@@ -1,9 +1,9 @@
-"""How long `python -m lecture13 grade` takes for a class: 20 copies of a correct submission of
-notebook 00 and of the notebook with the most exercises, graded with the default limits and
---jobs 2, with the bubblewrap sandbox and without it (side by side, in one run); write the section
-"Grading" of benchmarks/results.md.
+"""How long `python -m lecture13 grade` takes for a class: 20 and 100 copies of a correct
+submission of notebook 00 and of the notebook with the most exercises, graded with the default
+limits and --jobs 2, with the bubblewrap sandbox and without it (side by side, in one run); write
+the section "Grading" of benchmarks/results.md.
 
-    python benchmarks/bench_grading.py              # 20 copies, 2 jobs, --sandbox bwrap and none
+    python benchmarks/bench_grading.py              # 20 and 100 copies, 2 jobs, --sandbox bwrap and none
     python benchmarks/bench_grading.py --copies 5
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -54,9 +55,13 @@ def time_grading(notebook: grading.CourseNotebook, copies: int, jobs: int, sandb
         load_after = os.getloadavg()[0]
     full = sum(g.total == g.max_points for g in grades)
     exercise_seconds = [r.seconds for g in grades for r in g.results]
+    # Once the workers run: each job grades one submission every median(seconds per submission)
+    # (the first of each job also waits for its worker to start, hence the median).
+    per_submission = statistics.median(g.seconds for g in grades)
     return {"notebook": notebook.name, "sandbox": grading_sandbox.choose(sandbox)[0], "exercises": len(notebook.exercises), "copies": copies, "jobs": jobs,
             "full_marks": f"{full}/{copies}", "seconds": round(seconds, 1),
             "submissions_per_minute": round(copies / seconds * 60, 1),
+            "once_started_per_minute": round(jobs * 60 / per_submission, 1),
             "mean_exercise_s": round(sum(exercise_seconds) / len(exercise_seconds), 3),
             "load_1min_before_after": f"{load_before:.1f} / {load_after:.1f}"}
 
@@ -75,18 +80,20 @@ def time_worker_start(course: list[grading.CourseNotebook], sandbox: str) -> flo
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--copies", type=int, default=20)
+    parser.add_argument("--copies", default="20,100", help="class sizes to time, comma-separated (default 20,100)")
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
     course = grading.load_course()
     modes = ["bwrap", "none"] if not grading_sandbox.probe() else ["none"]
     rows = []
+    sizes = [int(n) for n in str(args.copies).split(",") if n.strip()]
     for notebook in notebooks_to_time(course):
-        for mode in modes:
-            row = time_grading(notebook, args.copies, args.jobs, mode)
-            row["worker_start_s"] = time_worker_start([notebook], mode)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+        for copies in sizes:
+            for mode in modes:
+                row = time_grading(notebook, copies, args.jobs, mode)
+                row["worker_start_s"] = time_worker_start(course, mode)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     command = "python benchmarks/bench_grading.py" + (" " + " ".join(argv) if argv else "")
     md = (markdown_table(rows) + "\n\n"
           "`seconds`: wall clock of `grading.grade(...)` for all copies, including starting one worker per job "

@@ -7,4 +7,12 @@ per model family (``factorized`` ...).
 """
 __version__ = "0.1.0"
 
-from .checkpoints import pretrained  # noqa: E402,F401
+
+def __getattr__(name: str):
+    """``lecture13.pretrained``, imported when first used: ``import lecture13.X`` then does not load
+    torch before X needs it (the grader starts its sandbox before loading torch)."""
+    if name == "pretrained":
+        from .checkpoints import pretrained
+
+        return pretrained
+    raise AttributeError(f"module 'lecture13' has no attribute {name!r}")

@@ -210,6 +210,8 @@ class Encoder:
         if self.handles is not None and callable(v):
             self.handles.append(v)
             return {"$": "handle", "id": len(self.handles) - 1, "name": str(getattr(v, "__name__", "function"))[:80]}
+        if self.handles is None and callable(v):  # the trusted side passes a function: by its name only
+            return {"$": "function", **function_name(v)}
         raise ChannelError(f"cannot send a value of type {kind.__name__}")
 
     def module(self, m: nn.Module) -> int:
@@ -263,6 +265,44 @@ class Encoder:
             optimizers.append({"module": type(inner).__module__, "qualname": type(inner).__qualname__,
                                "groups": groups, "state": self.value(inner.state_dict())})
         return self.modules, optimizers
+
+
+FUNCTION_HOMES = ("torch", "lecture13", "math")
+
+
+def function_name(fn: Any) -> dict:
+    """How the trusted side passes a function to the answer (``gan_iteration(..., generator_loss=
+    gan.generator_loss_saturating)``): its module and name, which the answer's side looks up among
+    the modules it has loaded. No code crosses, so only a function of torch, lecture13 or math that
+    its name finds again can be passed (not a lambda, a closure or a partial of the test cell)."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    candidates = [(module, qualname)] if type(module) is str and type(qualname) is str else []
+    name = getattr(fn, "__name__", None)
+    if type(name) is str:  # torch's builtins (torch.sigmoid) name a module that does not hold them
+        candidates += [(home, name) for home in ("torch", "torch.nn.functional", "torch.special", "math")]
+    for module, qualname in candidates:
+        if "<" in qualname or module.split(".")[0] not in FUNCTION_HOMES:
+            continue
+        found = sys.modules.get(module)
+        for part in qualname.split("."):
+            found = getattr(found, part, None)
+        if found is fn:
+            return {"module": module, "qualname": qualname}
+    raise ChannelError(f"cannot pass the function {getattr(fn, '__name__', fn)!r} to the answer: the grader passes "
+                       "only functions of torch, lecture13 or math, by name (write the test with one of those)")
+
+
+def answer_function(w: dict) -> Any:
+    """The answer's side of :func:`function_name`: the function of that name among the loaded modules."""
+    module, qualname = w.get("module"), w.get("qualname")
+    if type(module) is not str or type(qualname) is not str or module.split(".")[0] not in FUNCTION_HOMES:
+        raise ChannelError("malformed function")
+    obj = sys.modules.get(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    if not callable(obj):
+        raise ChannelError(f"unknown function {module}.{qualname}")
+    return obj
 
 
 def class_source(cls: type) -> str:
@@ -355,6 +395,8 @@ class Decoder:
             return self.module(_index(w.get("ref"), len(self.module_entries)))
         if tag == "optimizer":
             return self.optimizer(_index(w.get("ref"), len(self.optimizer_entries)))
+        if tag == "function" and self.resolve is answer_class:  # never decoded on the trusted side
+            return answer_function(w)
         if tag == "handle" and self.handle is not None:
             return self.handle(_index(w.get("id"), 1 << 20), str(w.get("name", "function"))[:80])
         raise ChannelError(f"unknown value tag {tag!r}")
@@ -522,23 +564,26 @@ class Answer:
 
     def call(self, handle: int, args: tuple, kwargs: dict):
         wire, enc, module_objects = encode_call(args, kwargs)
-        flat = [t for t in _tensors((args, kwargs)) if t.requires_grad]
+        tensors = list(_tensors((args, kwargs)))  # in the order the answer's side meets them
+        flat = [t for t in tensors if t.requires_grad]
         if flat and torch.is_grad_enabled():
-            return _differentiable_call(self, handle, wire, enc, module_objects, flat)
+            return _differentiable_call(self, handle, wire, enc, module_objects, flat, tensors)
         reply = self.request({"op": "call", "handle": handle, **wire, "grad_inputs": 0})
-        return self.finish(reply, enc, module_objects)
+        return self.finish(reply, enc, module_objects, tensors)
 
-    def finish(self, reply: dict, enc: Encoder, module_objects: list):
+    def finish(self, reply: dict, enc: Encoder, module_objects: list, tensors: list):
         if "error" in reply:
-            self.apply_changes(reply, enc, module_objects)
+            self.apply_changes(reply, enc, module_objects, tensors)
             raise_remote(reply["error"])
-        self.apply_changes(reply, enc, module_objects)
+        self.apply_changes(reply, enc, module_objects, tensors)
         decoder = Decoder(_list(reply.get("modules", [])), [], trusted_class, handle=self.proxy)
         return decoder.value(reply.get("result"))
 
-    def apply_changes(self, reply: dict, enc: Encoder, module_objects: list) -> None:
-        """Replay what the call did (optimizer steps, watched forwards and the gradients that
-        reached them), then copy the final state of every module and optimizer passed in."""
+    def apply_changes(self, reply: dict, enc: Encoder, module_objects: list, tensors: list) -> None:
+        """Copy what the call wrote in place into the tensors passed in (``x.clamp_(0, 1)``); replay
+        what it did (optimizer steps, watched forwards and the gradients that reached them), then copy
+        the final state of every module and optimizer passed in."""
+        load_tensor_changes(_dict(reply.get("tensors", {})), tensors)
         if "changes" not in reply:
             return
         changes = _dict(reply["changes"])
@@ -561,6 +606,18 @@ def _tensors(value, depth=0):
     elif isinstance(value, dict):
         for v in value.values():
             yield from _tensors(v, depth + 1)
+
+
+def load_tensor_changes(changed: dict, tensors: list) -> None:
+    """The answer changed these argument tensors in place: the same change, in the trusted ones."""
+    plain = Decoder([], [], trusted_class)
+    with torch.no_grad():
+        for index, value in changed.items():
+            target = tensors[_index(index, len(tensors))]
+            new = _tensor(plain.value(value))
+            if new.shape != target.shape or new.dtype != target.dtype:
+                raise ChannelError("the answer changed the shape or dtype of a tensor passed to it")
+            target.copy_(new)
 
 
 def load_module_state(m: nn.Module, state: dict) -> None:
@@ -618,7 +675,8 @@ def replay(events: list, enc: Encoder, module_objects: list) -> None:
                 p.grad = g
 
 
-def _differentiable_call(answer: Answer, handle: int, wire: dict, enc: Encoder, module_objects: list, inputs: list):
+def _differentiable_call(answer: Answer, handle: int, wire: dict, enc: Encoder, module_objects: list, inputs: list,
+                         tensors: list):
     box: dict = {}
 
     class RemoteCall(torch.autograd.Function):
@@ -647,8 +705,8 @@ def _differentiable_call(answer: Answer, handle: int, wire: dict, enc: Encoder, 
     results = RemoteCall.apply(*inputs)
     reply = box["reply"]
     if "error" in reply:
-        return answer.finish(reply, enc, module_objects)
-    value = answer.finish(reply, enc, module_objects)
+        return answer.finish(reply, enc, module_objects, tensors)
+    value = answer.finish(reply, enc, module_objects, tensors)
     differentiable = iter(results if isinstance(results, tuple) else (results,))
     return _substitute(value, differentiable, len(box["outs"]))
 
@@ -705,6 +763,13 @@ class Recorder:
                 self.decoder.modules[i].register_forward_hook(self.forward_hook(i))
         for i, opt in self.decoder.optimizers.items():
             self.wrap_step(i, opt)
+        self.inputs = list(_tensors((self.args, self.kwargs)))  # the order the trusted side lists them in
+        self.input_versions = [t._version for t in self.inputs]
+
+    def tensor_changes(self) -> dict:
+        """The argument tensors the call wrote to in place, by position."""
+        changed = {i: self.enc.value(t) for i, (t, v) in enumerate(zip(self.inputs, self.input_versions)) if t._version != v}
+        return {"tensors": changed} if changed else {}
 
     @staticmethod
     def module_versions(m: nn.Module) -> dict:
@@ -797,7 +862,7 @@ def serve_call(message: dict, objects: list, last: dict) -> dict:
 
 def _changes(recorder: Recorder) -> dict:
     try:
-        return recorder.changes()
+        return {**recorder.changes(), **recorder.tensor_changes()}
     except Exception:
         return {}
 

@@ -38,7 +38,6 @@ from pathlib import Path
 from . import grading_sandbox as sandbox
 from .grading_answer import (definitions_only, import_statements, parse_cell, recv_msg, send_msg,  # noqa: F401
                              without_magics)
-from .grading_channel import CLOSED, Answer, AnswerGone, ChannelError, ReferenceUsed
 
 IMPORTS_FILE = "<imports cell>"
 CHECK_NAMES = ("check", "assert_passes")
@@ -86,6 +85,8 @@ def _walk_tb(tb):
 def failure_reason(err: BaseException, job: dict) -> tuple[str, str]:
     """(short reason for the CSV, longer detail for the feedback report)."""
     from lecture13.exercises import ExerciseFailed
+
+    from .grading_channel import ReferenceUsed
 
     name, text = type(err).__name__, str(err).strip()
     if isinstance(err, ReferenceUsed):
@@ -150,9 +151,10 @@ def run_tests(job: dict, channel: socket.socket) -> dict:
     test_file = job["test_file"] = f"<tests {job['grade_id']}>"
     students, references, names = test_cell_names(job["test"])
     job["students"] = students
+    from .grading_channel import CLOSED, Answer, AnswerGone, ChannelError, receive  # (torch: after the start-up)
+
     answer = Answer(channel)
     try:
-        from .grading_channel import receive
 
         ready = receive(channel)
     except ChannelError as err:

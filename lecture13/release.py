@@ -18,8 +18,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import nbformat
-
 from . import course
 from .checkpoints import weights_table
 
@@ -95,6 +93,8 @@ def stamp_course_cells(nb, filename: str, folder: str) -> None:
 
 def student_version(nb, filename: str = "notebook"):
     """A released copy of a source notebook (the source is not modified)."""
+    import nbformat  # imported when used: its schema validator costs ~2 s to import
+
     released = nbformat.v4.new_notebook(metadata=nb.metadata)
     for index, cell in enumerate(nb.cells):
         cell = nbformat.from_dict(cell)
@@ -136,6 +136,8 @@ def release(solutions: Path | str = "solutions", notebooks: Path | str = "notebo
     """Write ``notebooks/X`` for every ``solutions/X.ipynb``; stamp the course cells in the
     sources and the README's notebook and weights tables too. With ``check_only`` nothing is written;
     returns the files that are out of date."""
+    import nbformat  # imported when used: its schema validator costs ~2 s to import
+
     solutions, notebooks = Path(solutions), Path(notebooks)
     stale: list[str] = []
     sources = sorted(solutions.glob("*.ipynb"))

@@ -65,6 +65,37 @@ def test_gradients_flow_back_through_the_answers_result(answer):
     assert torch.allclose(mu.grad, torch.ones(1, 2)) and torch.allclose(logvar.grad, torch.tensor([[0.5, 1.0]]))
 
 
+def test_a_function_of_the_package_or_torch_is_passed_by_name_and_a_test_cells_lambda_is_refused(answer):
+    trusted, objects = answer
+    objects.append(lambda loss, logits: loss(logits))
+    apply = trusted.proxy(0, "apply")
+    logits = torch.tensor([-2.0, 0.0, 3.0])
+    assert torch.allclose(apply(gan.generator_loss_nonsaturating, logits), gan.generator_loss_nonsaturating(logits))
+    assert torch.allclose(apply(gan.generator_loss_saturating, logits), gan.generator_loss_saturating(logits))
+    assert torch.allclose(apply(torch.sigmoid, logits), torch.sigmoid(logits))   # a builtin of torch's
+    with pytest.raises(ch.ChannelError, match="only functions of torch, lecture13 or math, by name"):
+        apply(lambda t: t * 0, logits)                                          # its code would have to cross
+
+
+def test_what_the_answer_writes_into_a_tensor_argument_reaches_the_trusted_tensor(answer):
+    trusted, objects = answer
+
+    def clamp_in_place(x, canvas):
+        x.clamp_(0, 1)
+        canvas[:, 0] = 7.0          # a sampling loop filling the image it was given
+        return None
+
+    objects.append(clamp_in_place)
+    x, canvas = torch.tensor([-1.0, 0.5, 2.0]), torch.zeros(2, 3)
+    assert trusted.proxy(0, "clamp_in_place")(x, canvas) is None
+    assert torch.equal(x, torch.tensor([0.0, 0.5, 1.0]))
+    assert torch.equal(canvas, torch.tensor([[7.0, 0.0, 0.0], [7.0, 0.0, 0.0]]))
+
+    objects.append(lambda x: x.add_(1).unsqueeze_(0))   # a change of shape is refused, not copied
+    with pytest.raises(ch.ChannelError, match="shape or dtype"):
+        trusted.proxy(1, "reshape")(torch.zeros(2))
+
+
 def test_a_returned_module_is_rebuilt_from_torch_classes_only(answer):
     trusted, objects = answer
     objects.append(lambda: nn.Sequential(nn.Linear(2, 3), nn.ReLU()))

@@ -17,6 +17,17 @@ def test_uint8_images_are_scaled_from_0_to_255_not_clamped():
     assert torch.allclose(grid[0], torch.tensor([0, 64, 128, 255]) / 255.0)
 
 
+def test_the_grid_puts_image_i_at_row_i_div_nrow_and_column_i_mod_nrow_on_white_padding():
+    images = torch.arange(1, 8, dtype=torch.float32).reshape(7, 1, 1, 1).expand(7, 1, 2, 3) / 10
+    grid = plotting.image_grid(images, nrow=3, padding=1)
+    assert grid.shape == (1 + 3 * (2 + 1), 1 + 3 * (3 + 1))  # ceil(7 / 3) = 3 rows of 3 columns
+    for i in range(7):
+        top, left = 1 + (i // 3) * 3, 1 + (i % 3) * 4
+        assert torch.all(grid[top:top + 2, left:left + 3] == (i + 1) / 10), i
+    assert grid[0].eq(1).all() and grid[:, 0].eq(1).all()     # the padding is white
+    assert grid[7:9, 5:8].eq(1).all() and grid[7:9, 9:12].eq(1).all()  # the 2 empty tiles are white too
+
+
 def test_float_ranges_come_from_the_values():
     unit = torch.tensor([[[[0.0, 0.25, 1.0]]]])
     assert torch.allclose(plotting.image_grid(unit, padding=0)[0], unit[0, 0, 0])
