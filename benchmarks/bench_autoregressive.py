@@ -1,10 +1,11 @@
-"""Autoregressive models: training throughput, naive vs cached sampling, notebook 01 run time.
+"""Autoregressive models: training throughput, naive vs cached sampling.
 
-    python benchmarks/bench_autoregressive.py [--only models|notebook] [--sample-models pixelcnn gated_pixelcnn]
+    python benchmarks/bench_autoregressive.py [--sample-models pixelcnn gated_pixelcnn]
 
-Writes two sections of benchmarks/results.md / results.json: "autoregressive models" (training
+Writes the section "autoregressive models" of benchmarks/results.md / results.json (training
 throughput and sampling speed; every ratio measured side by side in this one process, with
-interleaved repetitions and the median taken) and "notebook 01 run time".
+interleaved repetitions and the median taken). Notebook 01's run time is in the course's notebook
+section: ``python -m lecture13 bench --only notebooks --notebooks 01``.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch
 
 from lecture13 import autoregressive as ar
 from lecture13 import data, sampling
-from lecture13.benchmarking import REPO_ROOT, execute_notebook, markdown_table, write_section
+from lecture13.benchmarking import markdown_table, write_section
 from lecture13.checkpoints import CheckpointError, pretrained
 
 NAMES = ("pixelrnn", "pixelcnn", "gated_pixelcnn")
@@ -70,18 +71,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sample-models", nargs="+", default=["pixelcnn", "gated_pixelcnn"], choices=NAMES)
     parser.add_argument("--sample-sizes", nargs="+", type=int, default=[16, 64])
-    parser.add_argument("--only", choices=("models", "notebook"), help="run only one of the two sections")
     args = parser.parse_args()
 
     command = "python benchmarks/bench_autoregressive.py " + " ".join(sys.argv[1:])
-    if args.only != "notebook":
-        models_section(args, command)
-    if args.only != "models":
-        seconds = execute_notebook(REPO_ROOT / "solutions" / "01_autoregressive_models.ipynb")
-        print(f"notebook 01: {seconds:.1f} s")
-        write_section("notebook 01 run time",
-                      f"`solutions/01_autoregressive_models.ipynb`, top to bottom in a fresh kernel: "
-                      f"**{seconds:.1f} s** (target ≤ 90 s).", {"notebook_01_seconds": seconds}, command=command)
+    models_section(args, command)  # notebook 01's run time: python -m lecture13 bench --only notebooks --notebooks 01
 
 
 def models_section(args, command: str) -> None:

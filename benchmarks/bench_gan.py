@@ -1,117 +1,77 @@
-"""GANs: mode coverage per setting, Fréchet distances, notebook 04 and 05 run times.
+"""GANs: mode coverage on the ring of 8 Gaussians, per setting, over several seeds.
 
-    python benchmarks/bench_gan.py [--only coverage|frechet|notebooks] [--seeds 2]
+    python benchmarks/bench_gan.py              # every setting of notebook 04, its 5 seeds (~5 min, 1 thread)
+    python benchmarks/bench_gan.py --seeds 2    # the first 2 seeds
 
-Writes three sections of benchmarks/results.md / results.json:
+Writes the section "GAN mode coverage" of benchmarks/results.md / results.json: notebook 04's ring
+sweep (:func:`lecture13.toy.ring_sweep`: every setting trained for the same number of discriminator
+steps from every seed) re-run here, summarised at its last measurement by the shares each mode holds
+(:func:`lecture13.toy.coverage_from_shares`), mean ± standard deviation over the seeds, and checked
+against the sweep the notebook reads (``lecture13/data/ring_sweep.npz``).
 
-* "GAN mode coverage": the ring of 8 Gaussians, each setting of (generator loss, k) trained for
-  1,200 iterations from several seeds; modes touched / well covered, quality and spread at the end.
-* "GAN Fréchet distances": the shipped DCGAN's samples against the full test set (10,000 images) in
-  the feature space of the shipped classifier, next to the real-train floor, binarized test images,
-  the factorized model and (when shipped) the VAE.
-* "notebooks 04 and 05 run time": each notebook executed top to bottom in a fresh kernel.
+The sample-quality numbers of the image models (DCGAN included) are in the section "Model comparison
+(notebook 06)": one protocol, one number per model (``python -m lecture13 bench --only comparison``);
+the notebooks' run times in "Course: notebook run times" (``--only notebooks``).
 """
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 
 import torch
 
-from lecture13 import data, gan, metrics, recipes, toy
-from lecture13.benchmarking import REPO_ROOT, execute_notebook, markdown_table, write_section
-from lecture13.checkpoints import available, pretrained
+from lecture13 import toy
+from lecture13.benchmarking import markdown_table, write_section
 
-SETTINGS = {"non-saturating, k=1": ("nonsaturating", 1), "non-saturating, k=3": ("nonsaturating", 3),
-            "non-saturating, k=5": ("nonsaturating", 5), "saturating, k=1": ("saturating", 1),
-            "D frozen after a head start": ("nonsaturating", "frozen")}
+SECTION = "GAN mode coverage"
 
 
-def coverage(seeds: int) -> None:
-    ring = toy.ring_of_gaussians(modes=8, radius=2.0, std=0.05)
-    rows, raw = [], {}
-    for name, (loss, k) in SETTINGS.items():
-        finals = []
-        for seed in range(seeds):
-            _, history, _ = gan.train_on_mixture(ring, loss, k, 1200, 200, seed=seed, progress=False)
-            finals.append(history.epochs[-1])
-        raw[name] = finals
-        rows.append({"setting": name, "seeds": seeds,
-                     "modes touched (of 8)": statistics.mean(f["eval_modes"] for f in finals),
-                     "modes well covered": statistics.mean(f["eval_well_covered"] for f in finals),
-                     "well covered per seed": " ".join(str(int(f["eval_well_covered"])) for f in finals),
-                     "high-quality fraction": statistics.mean(f["eval_quality"] for f in finals),
-                     "spread (data 2.5)": statistics.mean(f["eval_spread"] for f in finals)})
+def mean_sd(values: list[float]) -> str:
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def coverage(seeds: int) -> tuple[str, dict]:
+    chosen = toy.RING_SEEDS[:seeds]
+    recorded = toy.load_ring_sweep()
+    runs = toy.ring_sweep(seeds=chosen)  # one thread each (toy.train_ring_gans)
+    rows, per_seed = [], {}
+    for name, run in runs.items():
+        final = {key: value[-1].tolist() for key, value in run.coverage().items()}   # the last measurement
+        hops = [len(toy.mode_hops(run.shares[:, s])) for s in range(len(chosen))]
+        counts = torch.round(run.shares * recorded.meta["samples"]).long()
+        same = bool(torch.equal(counts, recorded.counts[name][:, :len(chosen)]))
+        per_seed[name] = {**final, "mode_hops": hops, "seeds": chosen}
+        rows.append({"setting": name, "seeds": len(chosen),
+                     "modes holding ≥ ¼ of a fair share (of 8)": mean_sd(final["modes"]),
+                     "per seed": " ".join(str(int(m)) for m in final["modes"]),
+                     "effective modes": mean_sd(final["effective"]),
+                     "share on a mode": mean_sd(final["quality"]),
+                     "mode hops (per seed)": " ".join(map(str, hops)),
+                     "same counts as the recorded sweep": "yes" if same else "NO"})
         print(rows[-1], flush=True)
-    write_section("GAN mode coverage",
-                  "Ring of 8 Gaussians (radius 2, σ 0.05), MLP GAN (2-D noise, 2×64 hidden), Adam 1e-3, "
-                  "batches of 64 per D step, 1,200 iterations; measured on 1,000 samples after the last "
-                  "iteration (`gan.train_on_mixture`). *Well covered*: at least a quarter of a fair share of "
-                  "the samples within 3σ of the mode. Means over seeds.\n\n" + markdown_table(rows),
-                  {"rows": rows, "per_seed": raw}, command=f"python benchmarks/bench_gan.py --only coverage --seeds {seeds}")
-
-
-def frechet() -> None:
-    n = 10_000
-    test = data.tensors("test", "unit", subset="full")[0]
-    f_test = metrics.image_features(test)
-    sets = {"real training images (floor)": data.tensors("train", "unit", subset="full", limit=n)[0],
-            "real test images, binarized at 0.5": data.binarize(test)}
-    if "dcgan" in available():
-        sets["DCGAN (shipped)"] = gan.dcgan_samples(pretrained("dcgan"), n, seed=0)
-    for name in ("vae", "factorized"):
-        if name in available():
-            sets[f"{name} (shipped)"] = recipes.get_recipe(name).sample(pretrained(name), n, 0)
-    values = {name: metrics.frechet_distance(metrics.image_features(x), f_test) for name, x in sets.items()}
-    floor = values["real training images (floor)"]
-    rows = [{"samples": name, "Fréchet distance": v, "× floor": v / floor} for name, v in values.items()]
-    print(rows, flush=True)
-    accuracy = pretrained("classifier", with_meta=True)[1]["metrics"]["full_test"]["accuracy"]
-    write_section("GAN Fréchet distances",
-                  f"10,000 images per set against the 10,000 full test images, in the 128 penultimate features "
-                  f"of the shipped classifier (test accuracy {accuracy:.2%}). Model samples drawn with seed 0.\n\n"
-                  + markdown_table(rows), {"rows": rows, "classifier_accuracy": accuracy},
-                  command="python benchmarks/bench_gan.py --only frechet")
-
-
-def kernel_cpu_seconds() -> float:
-    """CPU time (user + system) of this process's finished children: the notebook kernels."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def notebooks() -> None:
-    rows = []
-    for name in ("04_generative_adversarial_networks.ipynb", "05_dcgan.ipynb"):
-        for folder in ("solutions", "notebooks"):
-            cpu = kernel_cpu_seconds()
-            seconds = execute_notebook(REPO_ROOT / folder / name)
-            rows.append({"notebook": f"{folder}/{name}", "wall seconds": seconds,
-                         "kernel CPU seconds": kernel_cpu_seconds() - cpu, "target": "≤ 90 s"})
-            print(rows[-1], flush=True)
-    write_section("notebooks 04 and 05 run time",
-                  "Executed top to bottom in a fresh kernel (`lecture13.benchmarking.execute_notebook`); the "
-                  "student release runs the reference implementations where the answers are stubbed. Wall time "
-                  "depends on what else runs on the machine; the kernel's CPU time (all threads) does much less "
-                  "so, and on an idle 2-core machine the wall time is at most about that.\n\n"
-                  + markdown_table(rows), {"rows": rows}, command="python benchmarks/bench_gan.py --only notebooks")
+    ring, d_steps = toy.RING, recorded.meta["d_steps"]
+    md = (f"Ring of {ring['modes']} Gaussians (radius {ring['radius']}, σ {ring['std']}), an ensemble of MLP GANs "
+          f"(`toy.train_ring_gans`), every setting trained for {d_steps:,} discriminator steps (so k = 5 makes a fifth "
+          f"as many generator steps), measured on {recorded.meta['samples']:,} samples per seed after the last step. "
+          "A sample counts for a mode within 3σ of its centre. *Modes holding ≥ ¼ of a fair share*: modes with at least "
+          "1/32 of the samples (a mode with 2 of 1,000 samples is as good as empty); *effective modes*: exp(entropy) of "
+          "the on-mode shares (8: even over 8 modes, 1: all on one); *share on a mode*: the samples within 3σ of some "
+          "mode; *mode hops*: a mode that held ≥ 20 % of the samples later holds < 5 % while another holds ≥ 20 % "
+          "(`toy.mode_hops`). Mean ± standard deviation over the seeds. *Same counts as the recorded sweep*: this "
+          "re-run gives exactly the mode counts stored in `lecture13/data/ring_sweep.npz`, which notebook 04 reads."
+          "\n\n" + markdown_table(rows))
+    return md, {"rows": rows, "per_seed": per_seed, "d_steps": d_steps}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=("coverage", "frechet", "notebooks"))
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=len(toy.RING_SEEDS), help="the first N seeds of notebook 04's sweep")
     args = parser.parse_args(argv)
-    if args.only in (None, "coverage"):
-        coverage(args.seeds)
-    if args.only in (None, "frechet"):
-        frechet()
-    if args.only in (None, "notebooks"):
-        notebooks()
+    md, data = coverage(args.seeds)
+    write_section(SECTION, md, data, command="python benchmarks/bench_gan.py" + (f" --seeds {args.seeds}" if argv else ""))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

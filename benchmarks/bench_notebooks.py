@@ -1,5 +1,7 @@
 """Time each notebook in solutions/ top to bottom in a fresh kernel, and measure the kernel's peak
-resident memory (children included); write the section "Notebook run times" of benchmarks/results.md.
+resident memory (children included); write the section "Course: notebook run times" of
+benchmarks/results.md (the same as ``python -m lecture13 bench --only notebooks [--notebooks ...]``,
+which keeps the rows of the notebooks not re-run).
 
     python benchmarks/bench_notebooks.py                 # every notebook
     python benchmarks/bench_notebooks.py 00 01           # those whose names start so
@@ -37,12 +39,10 @@ def time_notebooks(prefixes: list[str] | None = None) -> list[dict]:
 
 
 def main(argv: list[str]) -> None:
-    rows = time_notebooks(argv or None)
-    total = sum(r["seconds"] for r in rows)
+    from lecture13 import bench
+
     command = "python benchmarks/bench_notebooks.py" + (" " + " ".join(argv) if argv else "")
-    md = markdown_table(rows) + f"\n\nTotal: {total:.1f} s for {len(rows)} notebook(s)."
-    write_section("Notebook run times" + (f" ({', '.join(argv)})" if argv else ""), md,
-                  {"rows": rows, "total_seconds": round(total, 1)}, command)
+    bench.run(["notebooks"], bench.Sizes(notebooks=argv or None), command=command)
 
 
 if __name__ == "__main__":

@@ -388,6 +388,7 @@ def train_on_mixture(mixture, generator_loss: str = "nonsaturating", k: int | st
     torch.manual_seed(seed)
     model = ToyGAN(data_dim=2, z_dim=2, hidden=64, depth=2)
     opt_d, opt_g = make_optimizers(model, lr=1e-3, betas=(0.5, 0.999))
+    label = "D frozen after a 300-step head start" if k == "frozen" else f"{generator_loss}, k={k}"
     if k == "frozen":
         fit_discriminator(model.discriminator, mixture, GeneratorDistribution(model.generator),
                           steps=300, batch_size=batch_size, lr=1e-3, seed=seed)
@@ -408,7 +409,7 @@ def train_on_mixture(mixture, generator_loss: str = "nonsaturating", k: int | st
 
     history = train(model, ToyStream(mixture, batch_size * k, every, seed=seed), step_fn=step,
                     epochs=iterations // every, eval_fn=measure, seed=train_seed, progress=progress,
-                    desc=f"{generator_loss}, k={k}")
+                    desc=label)
     return model, history, snapshots
 
 
