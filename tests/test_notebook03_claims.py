@@ -166,6 +166,22 @@ def test_free_bits_keep_every_dimension_in_use_and_the_plain_elbo_collapses_most
     assert usage["vae"]["active"] < 32                            # the plain VAE leaves dimensions at the prior
 
 
+def test_draws_from_both_pixelvaes_codes_keep_the_class_equally_often_within_the_noise(x_test, shipped):
+    """Section 7 says the collapsed code's few active dimensions keep the class about as often (74 % vs 65 %
+    of 100 images today, a paired difference within 3 standard errors)."""
+    from lecture13 import metrics
+
+    x = x_test[0][:100]                                  # the notebook's 100 images and uniforms
+    u = torch.rand(100, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        target = metrics.class_probabilities(x).argmax(1)
+        keeps = {name: (metrics.class_probabilities(shipped[name].decoder.sample(shipped[name].encode(x)[0], u)).argmax(1)
+                        == target).float() for name in ("pixelvae", "pixelvae_no_free_bits")}
+    diff = keeps["pixelvae"] - keeps["pixelvae_no_free_bits"]
+    assert abs(diff.mean()) <= 3 * diff.std() / 10, (keeps["pixelvae"].mean(), keeps["pixelvae_no_free_bits"].mean())
+    assert min(k.mean() for k in keeps.values()) > 0.5          # both keep it most of the time
+
+
 # --------------------------------------------------------------------------- section 8
 def test_the_2d_codes_separate_the_classes_and_spread_wider_than_the_prior(x_test, shipped, recorded):
     x, y = x_test
