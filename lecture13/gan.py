@@ -77,6 +77,12 @@ def optimal_discriminator(p_data: torch.Tensor, p_g: torch.Tensor) -> torch.Tens
     return p_data / (p_data + p_g)
 
 
+def optimal_discriminator_from_logs(log_p_data: torch.Tensor, log_p_g: torch.Tensor) -> torch.Tensor:
+    """D*(x) from the two log-densities: σ(log p_data − log p_g), finite however small both densities
+    are (in many dimensions a density is e^−800: its exp is 0 and the ratio of the densities 0/0)."""
+    return torch.sigmoid(log_p_data - log_p_g)
+
+
 # --------------------------------------------------------------------------- toy models
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with LeakyReLU(0.2) between them (none after the last)."""
@@ -420,122 +426,6 @@ def toy_batches(distribution, batch_size: int, steps: int, seed: int = 0) -> lis
 
 
 # --------------------------------------------------------------------------- exercise checks
-def _probe_gan(seed: int = 0):
-    """A tiny deterministic setup for checking a training iteration: G ignores its noise
-    (G(z) = b), so any order of noise draws gives the same result."""
-
-    class ConstantGenerator(nn.Module):
-        z_dim = 3
-
-        def __init__(self):
-            super().__init__()
-            self.bias = nn.Parameter(torch.tensor([[0.5, -1.0]]))
-
-        def forward(self, z):
-            return self.bias + 0.0 * z[:, :2]
-
-    torch.manual_seed(seed)
-    G, D = ConstantGenerator(), MLPDiscriminator(2, hidden=8, depth=1)
-    real = torch.randn(12, 2) + torch.tensor([2.0, 1.0])
-    return G, D, real
-
-
-class _Counting:
-    """Wraps an optimizer, counting its steps and remembering D's parameters after each D step."""
-
-    def __init__(self, optimizer, on_step=None):
-        self.optimizer, self.steps, self.on_step = optimizer, 0, on_step
-
-    def zero_grad(self, set_to_none: bool = True):
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    def step(self, closure=None):
-        self.steps += 1
-        self.optimizer.step()
-        if self.on_step:
-            self.on_step()
-
-    def __getattr__(self, name):
-        return getattr(self.optimizer, name)
-
-
-def _run_probe(fn: Callable, k: int, lr: float = 0.1):
-    G, D, real = _probe_gan()
-    backward_into_g = []
-
-    def count_backward(module, inputs, output):   # a gradient reaching G's output = a backward pass into G
-        if output.requires_grad:
-            output.register_hook(lambda grad: backward_into_g.append(1))
-
-    G.register_forward_hook(count_backward)
-    after_d_steps: list[dict] = []
-    opt_d = _Counting(torch.optim.SGD(D.parameters(), lr=lr),
-                      on_step=lambda: after_d_steps.append(copy.deepcopy(D.state_dict())))
-    opt_g = _Counting(torch.optim.SGD(G.parameters(), lr=lr))
-    start_d = copy.deepcopy(D.state_dict())
-    fn(G, D, opt_d, opt_g, real, k)
-    return dict(G=G, D=D, opt_d=opt_d, opt_g=opt_g, backward_into_g=len(backward_into_g),
-                after_d_steps=after_d_steps, start_d=start_d)
-
-
-def iteration_checks(k: int = 3) -> list[Callable[[Callable], None]]:
-    """Properties that a student's ``gan_iteration(G, D, opt_d, opt_g, real, k)`` must have,
-    each raising AssertionError with what is wrong (used with :func:`lecture13.exercises.check`)."""
-
-    def returns_losses(fn):
-        G, D, real = _probe_gan()
-        opt_d, opt_g = torch.optim.SGD(D.parameters(), lr=0.1), torch.optim.SGD(G.parameters(), lr=0.1)
-        out = fn(G, D, opt_d, opt_g, real, k)
-        assert isinstance(out, dict) and {"loss_d", "loss_g"} <= set(out), (
-            f"return a dict with the numbers to log, {{'loss_d': ..., 'loss_g': ...}}; got {type(out).__name__}")
-        assert all(isinstance(out[key], float) for key in ("loss_d", "loss_g")), \
-            "loss_d and loss_g should be Python floats (use float(loss.detach()))"
-
-    def step_counts(fn):
-        got = _run_probe(fn, k)
-        assert got["opt_d"].steps == k, (f"with k={k}, opt_d.step() should run {k} times (once per discriminator "
-                                         f"minibatch), it ran {got['opt_d'].steps} times")
-        assert got["opt_g"].steps == 1, f"opt_g.step() should run once per iteration, it ran {got['opt_g'].steps} times"
-
-    def no_gradient_into_g_during_d_steps(fn):
-        got = _run_probe(fn, k)
-        assert got["backward_into_g"] <= 1, (
-            f"gradients flowed back into G {got['backward_into_g']} times; only G's own step should reach G. "
-            "Detach G's samples in the discriminator's step: fake = G(z).detach()")
-        assert got["backward_into_g"] == 1, "no gradient reached G: the generator's loss must be computed on D(G(z)) without detach"
-
-    def generator_step_leaves_d_alone(fn):
-        got = _run_probe(fn, k)
-        if len(got["after_d_steps"]) < k:
-            return  # too few D steps: step_counts reports it
-        after_k = got["after_d_steps"][k - 1]
-        for name, value in got["D"].state_dict().items():
-            assert torch.equal(value, after_k[name]), (
-                f"D's parameters changed after its k={k} steps: the generator's step must update G only "
-                "(call opt_g.step(), never opt_d.step(), after the generator loss)")
-
-    def same_update_as_reference(fn):
-        got, want = _run_probe(fn, k), _run_probe(gan_iteration, k)
-        d_got = torch.cat([(v - got["start_d"][n]).flatten() for n, v in got["D"].state_dict().items()])
-        d_want = torch.cat([(v - want["start_d"][n]).flatten() for n, v in want["D"].state_dict().items()])
-        cos = float(F.cosine_similarity(d_got, d_want, dim=0))
-        assert cos > -0.5, ("D moved the opposite way to gradient descent on its loss: check the sign of the "
-                            "discriminator loss (D should *increase* log D(x) + log(1 − D(G(z))))")
-        assert torch.allclose(d_got, d_want, atol=1e-5), (
-            f"D's update differs from the reference (cosine {cos:.3f}): use gan.discriminator_loss(D(real), D(fake)) "
-            "on each of the k minibatches real.tensor_split(k)")
-        g_got = got["G"].bias.detach() - _probe_gan()[0].bias.detach()
-        g_want = want["G"].bias.detach() - _probe_gan()[0].bias.detach()
-        assert float((g_got * g_want).sum()) > 0, ("G moved the wrong way: the generator should *minimise* the "
-                                                   "non-saturating loss −log D(G(z)) (check its sign)")
-        assert torch.allclose(g_got, g_want, atol=1e-5), (
-            f"G's update differs from the reference: expected a step of {g_want.flatten().tolist()}, got "
-            f"{g_got.flatten().tolist()}; use gan.generator_loss_nonsaturating(D(G(z))) after the k D steps")
-
-    return [step_counts, no_gradient_into_g_during_d_steps, generator_step_leaves_d_alone, same_update_as_reference,
-            returns_losses]
-
-
 def generator_block_checks() -> list[Callable[[Callable], None]]:
     """Properties of a student's ``generator_block(in_channels, out_channels)``."""
 

@@ -448,9 +448,14 @@ def preload(imports: list[str]) -> list[str]:
     for info in pkgutil.iter_modules(lecture13.__path__):
         if info.name not in COURSE_MACHINERY:
             try:
-                importlib.import_module(f"lecture13.{info.name}")
+                module = importlib.import_module(f"lecture13.{info.name}")
             except Exception:
-                pass
+                continue
+            for sub in pkgutil.iter_modules(getattr(module, "__path__", [])):   # a subpackage's modules (checks.gans)
+                try:
+                    importlib.import_module(f"lecture13.{info.name}.{sub.name}")
+                except Exception:
+                    pass
     return failed
 
 

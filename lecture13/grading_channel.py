@@ -11,11 +11,14 @@ What an exercise needs beyond plain values:
 
 * **modules** (``sample_pixels(model, u)``, ``gan_iteration(G, D, ...)``): the trusted side sends
   the class's name (and, for a class defined inside a function, its source: course code), the
-  attributes, parameters and buffers; the answer's side rebuilds a replica, the student's code
-  runs on it, and whatever it changed in place (parameters, buffers, gradients) is sent back and
+  attributes, parameters, buffers and the gradients left in ``.grad`` (so an answer that forgets
+  ``zero_grad`` accumulates stale gradients over calls, as it would in a training loop); the
+  answer's side rebuilds a replica, the student's code runs on it, and whatever it changed in
+  place (parameters, buffers, gradients, a gradient cleared to None included) is sent back and
   copied into the trusted module. A module *returned* by the answer is rebuilt on the trusted
   side only from classes of ``torch`` and ``lecture13`` that are already loaded there.
-* **optimizers** (and wrappers around one, such as the step counters of ``gan.iteration_checks``):
+* **optimizers** (and wrappers around one, such as the step counters of
+  ``lecture13.checks.gans.iteration_checks``):
   rebuilt on the replica's parameters from their class, hyperparameters and state; their state
   comes back after the call.
 * **what happened during the call**, for property checks that watch it: every ``step()`` of a
@@ -232,6 +235,7 @@ class Encoder:
         entry = {"module": cls.__module__, "qualname": cls.__qualname__, "training": m.training, "attrs": attrs,
                  "params": {k: (None if p is None else self.value(p)) for k, p in m._parameters.items()},
                  "buffers": {k: (None if b is None else self.value(b)) for k, b in m._buffers.items()},
+                 "grads": {k: self.value(p.grad) for k, p in m._parameters.items() if p is not None and p.grad is not None},
                  "persistent": [k for k in m._buffers if k not in m._non_persistent_buffers_set],
                  "children": {k: (None if c is None else self.module(c)) for k, c in m._modules.items()},
                  "watch": bool(m._forward_hooks or m._forward_pre_hooks)}
@@ -420,6 +424,11 @@ class Decoder:
         for name, p in _dict(entry.get("params")).items():
             t = None if p is None else self.value(p)
             m._parameters[str(name)] = None if t is None else nn.Parameter(_tensor(t), requires_grad=t.requires_grad)
+        for name, g in _dict(entry.get("grads", {})).items():  # what earlier steps left in .grad (no zero_grad yet)
+            p, grad = m._parameters.get(str(name)), _tensor(self.value(g)).detach()
+            if p is None or grad.shape != p.shape:
+                raise ChannelError(f"a gradient of the wrong shape for {name}")
+            p.grad = grad
         persistent = set(_list(entry.get("persistent")))
         for name, b in _dict(entry.get("buffers")).items():
             m._buffers[str(name)] = None if b is None else _tensor(self.value(b)).detach()
@@ -795,7 +804,9 @@ class Recorder:
 
         opt.step = recorded_step
 
-    def states(self, all_tensors: bool = False) -> dict:
+    def states(self, all_tensors: bool = False, all_grads: bool = False) -> dict:
+        """What the call changed in each module (everything with ``all_tensors``); ``all_grads``: every
+        parameter's ``.grad``, None included (a step may have set one that a later ``zero_grad`` cleared)."""
         out = {}
         for i, m in self.decoder.modules.items():
             before = self.versions[i]
@@ -804,7 +815,7 @@ class Recorder:
             buffers = {n: self.enc.value(b) for n, b in m._buffers.items()
                        if b is not None and (all_tensors or b._version != before.get(n))}
             grads = {n: (None if p.grad is None else self.enc.value(p.grad)) for n, p in m._parameters.items()
-                     if p is not None and (p.grad is not None or all_tensors)}
+                     if p is not None and (p.grad is not None or all_tensors or all_grads)}
             state = {"params": params, "buffers": buffers, "grads": grads, "training": m.training}
             if params or buffers or grads or all_tensors or m.training != self.decoder.module_entries[i].get("training"):
                 out[i] = state
@@ -813,7 +824,7 @@ class Recorder:
     def changes(self) -> dict:
         if not self.decoder.modules and not self.decoder.optimizers:
             return {}
-        return {"changes": {"events": self.events, "modules": self.states(),
+        return {"changes": {"events": self.events, "modules": self.states(all_grads=True),
                             "optimizers": {i: self.enc.value(inner_optimizer(o).state_dict())
                                            for i, o in self.decoder.optimizers.items()}}}
 

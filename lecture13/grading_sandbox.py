@@ -112,7 +112,7 @@ def sandbox_command(home: Path, python_args: list[str]) -> list[str]:
 
 
 def prepare_home(home: Path) -> None:
-    """``home/pkg/lecture13``: a copy of the package's Python files; ``home/work``: writable by
+    """``home/pkg/lecture13``: a copy of the package's Python files (its subpackages' too); ``home/work``: writable by
     the sandbox's user."""
     package = Path(__file__).resolve().parent
     target = home / "pkg" / "lecture13"
@@ -121,9 +121,13 @@ def prepare_home(home: Path) -> None:
         shutil.copy2(path, target / path.name)
     for path in package.glob("*.json"):
         shutil.copy2(path, target / path.name)
+    for init in package.glob("*/__init__.py"):   # subpackages (lecture13.checks): their Python files
+        (target / init.parent.name).mkdir()
+        for path in init.parent.glob("*.py"):
+            shutil.copy2(path, target / init.parent.name / path.name)
     (home / "work").mkdir()
     (home / "work" / ".startup").mkdir()
-    for path in [home, home / "pkg", home / "work", target, *target.iterdir()]:
+    for path in [home, home / "pkg", home / "work", target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     if drops_to_nobody():  # only the host's start-up cache is writable, and the exercise folders later
         os.chown(home / "work" / ".startup", sandbox_uid(), sandbox_uid())

@@ -128,10 +128,17 @@ def mode_shares(samples: torch.Tensor, mixture: Mixture2D, n_std: float = 3.0) -
     share that lies off every mode. Shape ``(..., modes + 1)`` for samples of shape ``(..., n, 2)``;
     each row sums to 1. Counting *shares* rather than "at least one sample" is what makes a mode
     that holds 2 of 1,000 samples look as empty as it is."""
-    d = torch.cdist(samples.float(), mixture.centres.expand(*samples.shape[:-2], -1, -1))
+    return mode_shares_from_centres(samples, mixture.centres, mixture.std, n_std)
+
+
+def mode_shares_from_centres(samples: torch.Tensor, centres: torch.Tensor, std: float,
+                             n_std: float = 3.0) -> torch.Tensor:
+    """:func:`mode_shares` with the modes given as plain values: ``centres`` ``(modes, 2)`` and their
+    standard deviation ``std`` (the reference of notebook 04's mode-coverage exercise)."""
+    d = torch.cdist(samples.float(), centres.float().expand(*samples.shape[:-2], -1, -1))
     nearest_dist, nearest = d.min(dim=-1)
-    modes = len(mixture.centres)
-    nearest = torch.where(nearest_dist <= n_std * mixture.std, nearest, torch.full_like(nearest, modes))
+    modes = len(centres)
+    nearest = torch.where(nearest_dist <= n_std * float(std), nearest, torch.full_like(nearest, modes))
     counts = F.one_hot(nearest, modes + 1).sum(dim=-2).float()
     return counts / samples.shape[-2]
 

@@ -84,6 +84,10 @@ def iw_bound(log_px_given_z, log_pz, log_qz):
 def discriminator_loss(real_logits, fake_logits):
     return -(torch.log(torch.sigmoid(real_logits)).mean() + torch.log(1 - torch.sigmoid(fake_logits)).mean())
 '''),
+    "ex-optimal-discriminator": ("the two densities exponentiated and divided: 0/0 = NaN for log-densities of -800", '''
+def optimal_discriminator(log_p_data, log_p_g):
+    return log_p_data.exp() / (log_p_data.exp() + log_p_g.exp())
+'''),
     "ex-nonsaturating-loss": ("the saturating loss E[log(1 - D(G(z)))] instead of -E[log D(G(z))]", '''
 def generator_loss_nonsaturating(fake_logits):
     return -torch.nn.functional.softplus(fake_logits).mean()
@@ -103,6 +107,12 @@ def gan_iteration(G, D, opt_d, opt_g, real, k=1, generator_loss=gan.generator_lo
     loss_g.backward()
     opt_g.step()
     return {"loss_d": sum(d_losses) / k, "loss_g": float(loss_g.detach())}
+'''),
+    "ex-mode-shares": ("counts instead of shares (not divided by the number of samples)", '''
+def mode_shares(samples, centres, std):
+    distance, nearest = torch.cdist(samples, centres).min(dim=1)
+    nearest[distance > 3 * std] = len(centres)
+    return torch.bincount(nearest, minlength=len(centres) + 1).float()
 '''),
     # 05_dcgan
     "ex-generator-block": ("LeakyReLU (the discriminator's activation) instead of ReLU", '''

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lecture13 import exercises, gan, toy
+from lecture13.checks import gans as gan_checks
 
 
 # --------------------------------------------------------------------------- losses
@@ -201,7 +202,7 @@ def _one_d_step(G, D, opt_d, opt_g, real, k):
 
 
 def test_iteration_checks_pass_the_reference():
-    _, failures = exercises.run_checks(gan.gan_iteration, gan.gan_iteration, properties=gan.iteration_checks())
+    _, failures = exercises.run_checks(gan.gan_iteration, gan.gan_iteration, properties=gan_checks.iteration_checks())
     assert failures == []
 
 
@@ -213,12 +214,12 @@ def test_iteration_checks_pass_the_reference():
     (_one_d_step, "opt_d.step() should run 3 times"),
 ])
 def test_iteration_checks_catch_planted_bugs(bug, message):
-    _, failures = exercises.run_checks(bug, gan.gan_iteration, properties=gan.iteration_checks())
+    _, failures = exercises.run_checks(bug, gan.gan_iteration, properties=gan_checks.iteration_checks())
     assert failures and any(message in f for f in failures), failures
 
 
 def test_d_stepped_in_g_step_is_reported_as_changing_d():
-    _, failures = exercises.run_checks(_d_stepped_in_g_step, gan.gan_iteration, properties=gan.iteration_checks())
+    _, failures = exercises.run_checks(_d_stepped_in_g_step, gan.gan_iteration, properties=gan_checks.iteration_checks())
     assert any("D's parameters changed after its k=3 steps" in f for f in failures), failures
 
 

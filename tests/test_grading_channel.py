@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from lecture13 import copies, gan, vae
+from lecture13.checks import gans as gan_checks
 from lecture13 import grading_channel as ch
 from lecture13.exercises import Case, run_checks
 
@@ -42,7 +43,7 @@ def test_tensors_numbers_and_containers_cross_and_errors_keep_their_type(answer)
 def test_a_gan_iteration_is_checked_through_the_channel(answer):
     trusted, objects = answer
     objects.append(gan.gan_iteration)
-    assert run_checks(trusted.proxy(0, "gan_iteration"), gan.gan_iteration, properties=gan.iteration_checks(k=2)) == (5, [])
+    assert run_checks(trusted.proxy(0, "gan_iteration"), gan.gan_iteration, properties=gan_checks.iteration_checks(k=2)) == (7, [])
 
     def moves_d_in_gs_step(G, D, opt_d, opt_g, real, k=1):
         out = gan.gan_iteration(G, D, opt_d, opt_g, real, k)
@@ -52,7 +53,7 @@ def test_a_gan_iteration_is_checked_through_the_channel(answer):
         return out
 
     objects.append(moves_d_in_gs_step)
-    _, failures = run_checks(trusted.proxy(1, "moves"), gan.gan_iteration, properties=gan.iteration_checks(k=2))
+    _, failures = run_checks(trusted.proxy(1, "moves"), gan.gan_iteration, properties=gan_checks.iteration_checks(k=2))
     assert any("D's parameters changed after its k=2 steps" in f for f in failures)
 
 

@@ -390,5 +390,5 @@ def test_a_sequential_of_a_named_ordered_dict_scores(hostile):
 
 def test_property_checks_still_see_what_the_answer_did(hostile):
     g = hostile[0]["gan_wrong_step.ipynb"]  # opt_d.step() after the generator's loss: D changes in G's step
-    assert points(g) == {DLOSS: 2, GLOSS: 2, ITER: 0}
+    assert points(g) == {DLOSS: 2, "ex-optimal-discriminator": 3, GLOSS: 2, ITER: 0, "ex-mode-shares": 4}
     assert reason(g, ITER).startswith("check 3 failed: D's parameters changed after its k=3 steps")
