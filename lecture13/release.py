@@ -124,11 +124,36 @@ def _with_block(text: str, name: str, body: str) -> str:
     return f"{head}{start}\n{body}\n{end}{tail}"
 
 
-def readme_with_tables(text: str, present: set[str] | None = None) -> str:
+def exercises_table(solutions: Path | str = "solutions") -> str:
+    """Every graded exercise of ``solutions/``, from its nbgrader metadata: notebook, grade_id, the
+    function (or class) the student writes, points; and the totals."""
+    import json
+
+    rows, total, count = ["| notebook | exercise (`grade_id`) | the student writes | points |", "|---|---|---|---|"], 0.0, 0
+    for path in sorted(Path(solutions).glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        points = {nbgrader(c)["grade_id"]: float(nbgrader(c).get("points", 0)) for c in cells if is_test_cell(c)}
+        for cell in cells:
+            if cell.get("cell_type") == "code" and is_answer_cell(cell) and not nbgrader(cell).get("grade"):
+                grade_id = nbgrader(cell)["grade_id"]
+                source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+                names = re.findall(r"^(?:def|class) (\w+)", source, flags=re.M)
+                worth = points.get(grade_id + "-test", 0.0)
+                total, count = total + worth, count + 1
+                rows.append(f"| {path.stem[:2]} | `{grade_id}` | {', '.join(f'`{n}`' for n in names) or '—'} | {worth:g} |")
+    rows.append(f"| | **{count} exercises** | | **{total:g}** |")
+    return "\n".join(rows)
+
+
+def readme_with_tables(text: str, present: set[str] | None = None, solutions: Path | str | None = None) -> str:
     """The README with its generated tables regenerated: the notebooks (from lecture13.course, only
-    those in ``present`` when given) and the shipped weights (from lecture13/weights/manifest.json)."""
+    those in ``present`` when given), the shipped weights (from lecture13/weights/manifest.json) and,
+    with ``solutions``, the graded exercises (where the README has an ``exercises`` block)."""
     text = _with_block(text, "notebooks", course.readme_notebook_table(present))
-    return _with_block(text, "weights", weights_table())
+    text = _with_block(text, "weights", weights_table())
+    if solutions is not None and "<!-- exercises:start -->" in text:
+        text = _with_block(text, "exercises", exercises_table(solutions))
+    return text
 
 
 def release(solutions: Path | str = "solutions", notebooks: Path | str = "notebooks",
@@ -148,7 +173,7 @@ def release(solutions: Path | str = "solutions", notebooks: Path | str = "notebo
         raise ReleaseError(f"{sorted(unknown)} not listed in lecture13.course.NOTEBOOKS; add a line for each")
     if readme is not None and Path(readme).exists():
         text = Path(readme).read_text()
-        fresh = readme_with_tables(text, {p.name for p in sources})
+        fresh = readme_with_tables(text, {p.name for p in sources}, solutions)
         if fresh != text:
             stale.append(str(readme))
             if not check_only:

@@ -109,3 +109,16 @@ def test_readme_tables_are_regenerated_between_their_markers():
     assert release.readme_with_tables(fresh) == fresh
     with pytest.raises(ReleaseError, match="weights:start"):
         release.readme_with_tables(text.replace("<!-- weights:start -->", ""))
+
+
+def test_the_readme_lists_every_graded_exercise_with_the_points_the_grader_gives():
+    from lecture13 import grading
+
+    table = release.exercises_table(SOLUTIONS)
+    course = grading.load_course(SOLUTIONS)
+    exercises = [(nb.name[:2], e.grade_id, e.points) for nb in course for e in nb.exercises]
+    for prefix, grade_id, points in exercises:
+        assert f"| {prefix} | `{grade_id}` |" in table and table.split(f"`{grade_id}` |")[1].split("|")[1].strip() == f"{points:g}"
+    assert f"**{len(exercises)} exercises**" in table and f"**{sum(p for _, _, p in exercises):g}**" in table
+    readme = (SOLUTIONS.parent / "README.md").read_text()
+    assert table in readme, "README.md's exercise table is stale: run python -m lecture13 release"
