@@ -118,6 +118,16 @@ def autoencoder_loss(model: Autoencoder, x: torch.Tensor) -> torch.Tensor:
     return reconstruction_loss(model(x), x)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """One optimiser step on the batch ``x`` with :func:`reconstruction_loss`; returns the loss
+    before the step (a float). Gradients are cleared first, so no earlier step leaks into this one."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = reconstruction_loss(model(x), x)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 @torch.no_grad()
 def reconstruction_error(model: Autoencoder, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Per-image ‖x − x̂‖² (summed over pixels) for every image of ``x``."""

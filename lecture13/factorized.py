@@ -37,6 +37,20 @@ def bernoulli_nll(theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return -log_p.flatten(1).sum(dim=1)
 
 
+def sample_factorized(theta: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """``n`` binary images (float 0/1, shape (n, *theta.shape)) drawn from independent Bernoullis θ,
+    with the randomness of ``torch.Generator().manual_seed(seed)``: the same seed, the same images."""
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.bernoulli(theta.expand(n, *theta.shape), generator=generator)
+
+
+def choose_alpha(x_train: torch.Tensor, x_val: torch.Tensor, alphas) -> tuple[float, torch.Tensor]:
+    """The smoothing α with the lowest mean validation NLL: fit θ on ``x_train`` for every α of
+    ``alphas``, score ``x_val``. Returns (best α, the mean validation NLLs in nats per image, (len(alphas),))."""
+    nlls = torch.stack([bernoulli_nll(fit_bernoulli(x_train, float(a)), x_val).mean() for a in alphas])
+    return float(alphas[int(nlls.argmin())]), nlls
+
+
 @register_model
 class FactorizedBernoulli(nn.Module):
     """p(x) = Π_i Bernoulli(x_i; σ(l_i)), one free logit l_i per pixel."""
