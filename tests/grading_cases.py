@@ -28,6 +28,16 @@ def bernoulli_nll(theta, x):
     log_p = x * torch.log(theta) + (1 - x) * torch.log1p(-theta)
     return -log_p.flatten(1).mean(dim=1)
 '''),
+    "ex-sample-factorized": ("on with probability 1 - theta (uniform above theta)", '''
+def sample_factorized(theta, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, *theta.shape, generator=g) > theta).float()
+'''),
+    "ex-choose-alpha": ("alpha chosen by the training NLL", '''
+def choose_alpha(x_train, x_val, alphas):
+    nlls = torch.stack([factorized.bernoulli_nll(factorized.fit_bernoulli(x_train, a), x_train).mean() for a in alphas])
+    return alphas[int(nlls.argmin())], nlls
+'''),
     # 01_autoregressive_models
     "ex-causal-mask": ("mask types swapped (A keeps the centre, B hides it)", '''
 def causal_mask(kernel_size, mask_type):
@@ -53,6 +63,19 @@ def sample_pixels(model, uniforms):
     "ex-ae-loss": ("summed over the batch instead of the mean", '''
 def reconstruction_loss(x_hat, x):
     return (x - x_hat).pow(2).sum()
+'''),
+    "ex-train-step": ("no zero_grad: gradients of earlier batches accumulate", '''
+def train_step(model, optimizer, x):
+    loss = autoencoders.reconstruction_loss(model(x), x)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+'''),
+    "ex-pca": ("the SVD of the uncentred images", '''
+def linear_autoencoder(x, latent_dim):
+    flat = x.flatten(1).double()
+    _, _, vh = torch.linalg.svd(flat, full_matrices=False)
+    return flat.mean(0), vh[:latent_dim].T
 '''),
     "ex-standardize": ("the test set standardised with its own statistics", '''
 def standardize(train_features, test_features):
