@@ -265,13 +265,15 @@ def test_dcgan_step_through_make_step_changes_both_players():
 
 
 def test_generator_block_checks_catch_planted_bugs():
-    assert exercises.run_checks(gan.generator_block, None, properties=gan.generator_block_checks())[1] == []
+    from lecture13.checks import dcgan as dcgan_checks
+
+    assert exercises.run_checks(gan.generator_block, None, properties=dcgan_checks.generator_block_checks())[1] == []
     no_bn = lambda i, o: nn.Sequential(nn.ConvTranspose2d(i, o, 4, 2, 1, bias=False), nn.ReLU())  # noqa: E731
     stride1 = lambda i, o: nn.Sequential(nn.ConvTranspose2d(i, o, 4, 1, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU())  # noqa: E731
     biased = lambda i, o: nn.Sequential(nn.ConvTranspose2d(i, o, 4, 2, 1), nn.BatchNorm2d(o), nn.ReLU())  # noqa: E731
     for bug, message in ((no_bn, "ConvTranspose2d → BatchNorm2d → ReLU"), (stride1, "twice the size"),
                          (biased, "parameters do not match")):
-        failures = exercises.run_checks(bug, None, properties=gan.generator_block_checks())[1]
+        failures = exercises.run_checks(bug, None, properties=dcgan_checks.generator_block_checks())[1]
         assert failures and message in failures[0], failures
 
 

@@ -3,10 +3,10 @@ cells pass to :func:`lecture13.exercises.check` and :func:`lecture13.exercises.a
 
 * :mod:`lecture13.checks.generative_models`: notebook 00 (the factorized model);
 * :mod:`lecture13.checks.autoencoders`: notebook 02 (autoencoders);
-* :mod:`lecture13.checks.gans`: notebook 04 (generative adversarial networks).
+* :mod:`lecture13.checks.gans`: notebook 04 (generative adversarial networks);
+* :mod:`lecture13.checks.dcgan`: notebook 05 (DCGAN).
 
-The other notebooks' exercises are checked by comparing with the reference on the test cells' cases
-(and, for notebook 05's generator block, by ``lecture13.gan.generator_block_checks``).
+The other notebooks' exercises are checked by comparing with the reference on the test cells' cases.
 
 A check says what is wrong in the lecture's terms: the input it tried, what was expected and
 what came back, and a hint for the usual mistake (found by comparing the answer with the
