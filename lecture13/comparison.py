@@ -523,6 +523,34 @@ def compare_with_bound(exact_nats: float, bound_nats: float) -> dict:
     return {"decided": False, "winner": None, "at_most_worse": gap}
 
 
+REPORT_KINDS = ("exact", "upper bound")
+
+
+def decide(a: dict, b: dict) -> str | None:
+    """Which of two reported negative log-likelihoods is *certainly* the lower one, if the two numbers
+    can say (notebook 06, exercise 2). Each report is ``{"model": name, "nats": NLL in nats per image,
+    "kind": "exact" or "upper bound", "test set": the images it was measured on}``. Returns the
+    ``"model"`` of the certainly better one, or None when nothing is decided:
+
+    * numbers on different test sets decide nothing;
+    * two exact values: the lower one (None when equal);
+    * an exact value and an upper bound: :func:`compare_with_bound` — the bound proves its model better
+      when it lies below the exact value, and proves nothing when above;
+    * two upper bounds: nothing (either true value may lie anywhere below its bound).
+    """
+    for report in (a, b):
+        if report.get("kind") not in REPORT_KINDS:
+            raise ValueError(f"kind must be one of {REPORT_KINDS}, got {report.get('kind')!r}")
+    if a["test set"] != b["test set"]:
+        return None
+    if a["kind"] == b["kind"] == "exact":
+        return None if a["nats"] == b["nats"] else (a if a["nats"] < b["nats"] else b)["model"]
+    if a["kind"] == b["kind"] == "upper bound":
+        return None
+    exact, bound = (a, b) if a["kind"] == "exact" else (b, a)
+    return bound["model"] if compare_with_bound(exact["nats"], bound["nats"])["decided"] else None
+
+
 def claims(result: Comparison) -> list[dict]:
     """The lecture's pros and cons, each checked against the measurements: ``holds`` is True,
     False, or None when the numbers cannot decide it (a model was not measured, or the comparison

@@ -206,11 +206,26 @@ def write_special_files(folder: Path) -> None:
     (folder / "numbers.ipynb").write_text(numbers_as_source(gc.submission(NB00)))
 
 
+def solutions_with_two_exercises_in_00(folder: Path) -> Path:
+    """solutions/ as this suite counts it: notebook 00 cut to its first two exercises (fit_bernoulli,
+    bernoulli_nll), so the expected points below stay those of two exercises however many notebook 00
+    gets; every other notebook as it is (every exercise of every notebook is graded in course_run)."""
+    folder.mkdir()
+    for path in gc.SOLUTIONS.glob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        if path == NB00:
+            keep = {FIT, NLL, FIT + "-test", NLL + "-test"}
+            nb.cells = [c for c in nb.cells if release.nbgrader(c).get("grade_id", FIT) in keep]
+        nbformat.write(nb, folder / path.name)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
     if grading_sandbox.probe():
         pytest.skip(f"needs the bubblewrap sandbox: {grading_sandbox.probe()}")
     root = tmp_path_factory.mktemp("hostile")
+    solutions = solutions_with_two_exercises_in_00(root / "solutions")
     folder, out, feedback = root / "submitted", root / "out" / "grades.csv", root / "out" / "feedback"
     folder.mkdir()
     out.parent.mkdir()
@@ -222,7 +237,7 @@ def hostile(tmp_path_factory):
         gc.write(folder, name, gc.submission(spec["nb"], spec["answers"], edit=edit))
     write_special_files(folder)
     hosts_before = len(processes("grading_answer"))
-    grades = grading.grade([folder], gc.SOLUTIONS, out=out, feedback=feedback, jobs=2, progress=False, sandbox="bwrap",
+    grades = grading.grade([folder], solutions, out=out, feedback=feedback, jobs=2, progress=False, sandbox="bwrap",
                            limits=grading.Limits(timeout=TIMEOUT, memory_mb=MEMORY_MB, output_limit=5000))
     return {g.student: g for g in grades}, out, feedback, places, folder, hosts_before
 
@@ -261,7 +276,7 @@ def test_the_reference_reached_indirectly_earns_nothing(hostile):
     assert reason(g, NLL) == ("FileNotFoundError: [Errno 2] No such file or directory: "  # its source is not in the sandbox
                               "'/lecture13-sandbox/pkg/lecture13/factorized.py'")
     g = hostile[0]["gan.ipynb"]  # a registry (gan.GENERATOR_LOSSES), a default argument's globals
-    assert points(g) == {DLOSS: 0, GLOSS: 0, ITER: 4}
+    assert points(g) == {DLOSS: 0, "ex-optimal-discriminator": 3, GLOSS: 0, ITER: 6, "ex-mode-shares": 4}
     assert reason(g, GLOSS) == "calls the reference implementation lecture13.gan.generator_loss_nonsaturating"
     assert reason(g, DLOSS) == "calls the reference implementation lecture13.gan.discriminator_loss"
 
