@@ -33,6 +33,7 @@ from torch import nn
 
 from .checkpoints import register_model, save_checkpoint
 from .data import loader
+from .interface import GenerativeModel, likelihood_report, mean_nll
 from .likelihood import bernoulli_log_likelihood, bits_per_dim
 from .recipes import Recipe, register_recipe
 from .training import History, UntilDeadline, deadline_after, evaluate_mean, gradient_step, train
@@ -98,7 +99,7 @@ def show_mask(mask: torch.Tensor, ax=None, title: str | None = None):
 
 
 # --------------------------------------------------------------------------- the shared interface
-class AutoregressiveModel(nn.Module):
+class AutoregressiveModel(GenerativeModel):
     """What the three models share: from ``logits(x)`` to an exact NLL per image.
 
     ``levels == 2``: one Bernoulli logit per pixel, log p(x) = Σ_i log Bern(x_i; σ(l_i)).
@@ -106,6 +107,20 @@ class AutoregressiveModel(nn.Module):
     """
 
     levels: int = 2
+    family = "autoregressive (explicit, tractable)"
+    likelihood_kind = "exact"
+    # each of sampling's 784 steps is a few tiny matrix products, which more threads only slow down
+    sampling_threads = 1
+
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n images pixel by pixel with the cached sampler (:mod:`lecture13.sampling`)."""
+        from .sampling import sample_fast
+
+        self.eval()
+        return sample_fast(self, n, generator=generator)
+
+    def likelihood(self, x: torch.Tensor, iw_k: int = 100, seed: int = 0) -> dict:
+        return likelihood_report("exact", mean_nll(self, x))
 
     def check_input(self, x: torch.Tensor) -> None:
         if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 1:

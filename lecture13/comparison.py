@@ -42,11 +42,9 @@ from torch import nn
 from .autoregressive import AutoregressiveModel
 from .checkpoints import CheckpointError, pretrained
 from .data import tensors
-from .factorized import FactorizedBernoulli
-from .gan import GANBase, interpolate, signed_to_unit
-from .likelihood import bits_per_dim
+from .interface import GenerativeModel, mean_nll
 from .metrics import QUALITY_SAMPLES
-from .vae import VAE, elbo, iw_log_likelihood
+from .vae import VAE
 
 
 # --------------------------------------------------------------------------- who takes part
@@ -56,18 +54,18 @@ class Contender:
 
     name: str         # the shipped checkpoint: pretrained(name)
     label: str        # how tables and figures call it
-    family: str       # the lecture's taxonomy
-    likelihood: str   # "exact", "bound" or "none"
     space: str        # its samples are "binary" images or grayscale ("unit") ones: the real images it is compared with
+    # What the family can do (sample, likelihood, latent space) the model itself says, through
+    # lecture13.interface.GenerativeModel: nothing here depends on the model's type.
 
 
 CONTENDERS = (
-    Contender("factorized", "Factorized", "baseline: independent pixels", "exact", "binary"),
-    Contender("pixelcnn", "PixelCNN", "autoregressive (explicit, tractable)", "exact", "binary"),
-    Contender("gated_pixelcnn", "Gated PixelCNN", "autoregressive (explicit, tractable)", "exact", "binary"),
-    Contender("pixelrnn", "PixelRNN", "autoregressive (explicit, tractable)", "exact", "binary"),
-    Contender("vae", "VAE", "latent variable (explicit, approximate)", "bound", "binary"),
-    Contender("dcgan", "DCGAN", "implicit (no density)", "none", "unit"),
+    Contender("factorized", "Factorized", "binary"),
+    Contender("pixelcnn", "PixelCNN", "binary"),
+    Contender("gated_pixelcnn", "Gated PixelCNN", "binary"),
+    Contender("pixelrnn", "PixelRNN", "binary"),
+    Contender("vae", "VAE", "binary"),
+    Contender("dcgan", "DCGAN", "unit"),
 )
 BY_NAME = {c.name: c for c in CONTENDERS}
 
@@ -128,46 +126,35 @@ def to_bits_per_dim(value: float, unit: str, num_dims: int = 784) -> float:
 
 
 # --------------------------------------------------------------------------- likelihood
-@torch.no_grad()
 def exact_nll(model: nn.Module, x: torch.Tensor, batch_size: int = 100) -> float:
     """Mean −log p(x) in nats per image of a model with an exact ``nll``."""
-    model.eval()
-    return float(torch.cat([model.nll(xb) for xb in x.split(batch_size)]).double().mean())
+    return mean_nll(model, x, batch_size)
+
+
+def _interface(model: nn.Module, what: str) -> GenerativeModel:
+    if not isinstance(model, GenerativeModel):
+        raise TypeError(f"no {what} for {type(model).__name__}: the comparison reads models through "
+                        "lecture13.interface.GenerativeModel, which every family of the course subclasses")
+    return model
 
 
 def likelihood(model: nn.Module, x: torch.Tensor, iw_k: int = 100, seed: int = 0) -> dict:
-    """What the model can say about p(x) for binary test images ``x`` (N, 1, 28, 28).
+    """What the model can say about p(x) for binary test images ``x`` (N, 1, 28, 28), through its
+    family's :meth:`~lecture13.interface.GenerativeModel.likelihood`.
 
-    ``kind`` is ``"exact"`` (``nats`` = NLL), ``"bound"`` (``nats`` = −L_K ≥ NLL, with
-    ``neg_elbo_nats`` = −ELBO ≥ −L_K) or ``"none"`` (a GAN: no density to evaluate).
+    ``kind`` is ``"exact"`` (``nats`` = NLL), ``"bound"`` (``nats`` = the tightest upper bound on the
+    NLL; the VAE's −L_K ≥ NLL, with ``neg_elbo_nats`` = −ELBO ≥ −L_K) or ``"none"`` (a GAN: no
+    density to evaluate).
     """
-    if isinstance(model, GANBase):
-        return {"kind": "none"}
-    if isinstance(model, VAE):
-        neg_elbo = -float(elbo(model, x, torch.Generator().manual_seed(seed)).double().mean())
-        neg_iw = -float(iw_log_likelihood(model, x, iw_k, torch.Generator().manual_seed(seed),
-                                          chunk=min(iw_k, 100)).double().mean())
-        return {"kind": "bound", "nats": neg_iw, "bits_per_dim": bits_per_dim(neg_iw), "iw_k": iw_k,
-                "neg_elbo_nats": neg_elbo, "neg_elbo_bits_per_dim": bits_per_dim(neg_elbo)}
-    if isinstance(model, (AutoregressiveModel, FactorizedBernoulli)):
-        nll = exact_nll(model, x)
-        return {"kind": "exact", "nats": nll, "bits_per_dim": bits_per_dim(nll)}
-    raise TypeError(f"no likelihood rule for {type(model).__name__}; expected an autoregressive, factorized, VAE or GAN model")
+    return _interface(model, "likelihood rule").likelihood(x, iw_k=iw_k, seed=seed)
 
 
-def recorded_likelihood(meta: dict, kind: str, iw_k: int = 100) -> dict:
+def recorded_likelihood(model: nn.Module, meta: dict, iw_k: int = 100) -> dict:
     """The likelihood numbers recorded with a checkpoint on all 2,000 embedded test images (by
     ``python -m lecture13 train NAME --ship``, with the same functions and seeds as
     :func:`likelihood`; the checkpoint tests recompute them), in :func:`likelihood`'s format."""
-    if kind == "none":
-        return {"kind": "none"}
-    m = meta.get("metrics", {}).get("embedded_test", {})
-    if kind == "exact":
-        nll = m["nll_nats"]
-        return {"kind": "exact", "nats": nll, "bits_per_dim": bits_per_dim(nll), "source": "recorded"}
-    neg_iw, neg_elbo = m[f"iw_nll_k{iw_k}"], m["neg_elbo"]
-    return {"kind": "bound", "nats": neg_iw, "bits_per_dim": bits_per_dim(neg_iw), "iw_k": iw_k,
-            "neg_elbo_nats": neg_elbo, "neg_elbo_bits_per_dim": bits_per_dim(neg_elbo), "source": "recorded"}
+    return _interface(model, "likelihood rule").recorded_likelihood(
+        meta.get("metrics", {}).get("embedded_test", {}), iw_k)
 
 
 # --------------------------------------------------------------------------- samples and their cost
@@ -184,26 +171,17 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-@torch.no_grad()
 def draw(model: nn.Module, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` samples in [0, 1], shape (n, 1, 28, 28), from one seeded generator.
+    """``n`` samples in [0, 1], shape (n, 1, 28, 28), from one seeded generator, through the model's
+    :meth:`~lecture13.interface.GenerativeModel.draw` (on the threads its family asks for).
 
     Binary models give binary images (the VAE: Bernoulli draws from p(x|z), z ~ N(0, I)); the
     autoregressive ones use the cached sampler; the DCGAN's tanh output is mapped to [0, 1]."""
-    from .sampling import sample_fast
-
+    model = _interface(model, "sampling rule")
     generator = torch.Generator().manual_seed(seed)
-    model.eval()
-    if isinstance(model, AutoregressiveModel):
-        with torch_threads(1):
-            return sample_fast(model, n, generator=generator)
-    if isinstance(model, VAE):
-        return model.sample(n, generator, probabilities=False)
-    if isinstance(model, GANBase):
-        return signed_to_unit(model.sample(n, generator))
-    if isinstance(model, FactorizedBernoulli):
-        return model.sample(n, generator)
-    raise TypeError(f"no sampling rule for {type(model).__name__}")
+    threads = model.sampling_threads or torch.get_num_threads()
+    with torch.no_grad(), torch_threads(threads):
+        return model.draw(n, generator)
 
 
 def time_sampling(model: nn.Module, n: int = 64, seed: int = 0) -> tuple[torch.Tensor, float]:
@@ -309,31 +287,16 @@ def training_cost(meta: dict) -> dict:
 
 # --------------------------------------------------------------------------- latent space
 def latent_description(model: nn.Module) -> str:
-    if isinstance(model, VAE):
-        return f"{model.latent_dim}-d, with an encoder q(z|x)"
-    if isinstance(model, GANBase):
-        return f"{model.z_dim}-d, no encoder"
-    return "none"
+    return _interface(model, "latent space").latent_description()
 
 
-@torch.no_grad()
 def interpolation(model: nn.Module, steps: int = 8, seed: int = 0, pair: torch.Tensor | None = None) -> torch.Tensor | None:
     """Decode ``steps`` points on the straight line z_t = (1 − t) z_0 + t z_1, t ∈ [0, 1], in [0, 1].
 
     VAE: z_0, z_1 are the posterior means μ(x) of two real test images ``pair`` (by default the first
     two of different classes); the GAN has no encoder, so z_0, z_1 ~ N(0, I). Models without a
     latent space return None."""
-    if isinstance(model, VAE):
-        if pair is None:
-            x, labels = tensors("test", "binary", limit=50)
-            pair = torch.stack([x[0], x[int(torch.nonzero(labels != labels[0])[0])]])
-        mu, _ = model.encode(pair)
-        return torch.sigmoid(model.decode(interpolate(mu[0], mu[1], steps)))
-    if isinstance(model, GANBase):
-        z = torch.randn(2, model.z_dim, generator=torch.Generator().manual_seed(seed))
-        model.eval()
-        return signed_to_unit(model.generator(interpolate(z[0], z[1], steps)))
-    return None
+    return _interface(model, "latent space").interpolation(steps, seed=seed, pair=pair)
 
 
 # --------------------------------------------------------------------------- everything at once
@@ -377,9 +340,9 @@ def measure(models: dict[str, tuple[nn.Module, dict]], settings: Settings = NOTE
             continue
         model, meta = models[c.name]
         started = time.perf_counter()
-        lik = recorded_likelihood(meta, c.likelihood, settings.iw_k) if recorded else \
+        lik = recorded_likelihood(model, meta, settings.iw_k) if recorded else \
             likelihood(model, x, settings.iw_k, settings.seed)
-        row = {"name": c.name, "label": c.label, "family": c.family, "likelihood": lik}
+        row = {"name": c.name, "label": c.label, "family": model.family, "likelihood": lik}
         images, row["sample_s"] = time_sampling(model, settings.samples, settings.seed)
         result.samples[c.name] = images
         row["training"] = training_cost(meta)

@@ -20,6 +20,7 @@ from torch import nn
 
 from .checkpoints import register_model
 from .data import tensors
+from .interface import GenerativeModel, likelihood_report, mean_nll
 from .likelihood import bernoulli_log_likelihood, bits_per_dim
 from .recipes import Recipe, register_recipe
 from .training import History
@@ -52,8 +53,11 @@ def choose_alpha(x_train: torch.Tensor, x_val: torch.Tensor, alphas) -> tuple[fl
 
 
 @register_model
-class FactorizedBernoulli(nn.Module):
+class FactorizedBernoulli(GenerativeModel):
     """p(x) = Π_i Bernoulli(x_i; σ(l_i)), one free logit l_i per pixel."""
+
+    family = "baseline: independent pixels"
+    likelihood_kind = "exact"
 
     def __init__(self, shape: tuple[int, ...] | list[int] = (1, 28, 28)):
         super().__init__()
@@ -83,6 +87,13 @@ class FactorizedBernoulli(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         theta = self.theta.expand(n, *self.theta.shape)
         return torch.bernoulli(theta, generator=generator)
+
+    # the interface (lecture13.interface): binary samples, an exact likelihood, no latent space
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        return self.sample(n, generator)
+
+    def likelihood(self, x: torch.Tensor, iw_k: int = 100, seed: int = 0) -> dict:
+        return likelihood_report("exact", mean_nll(self, x))
 
 
 # --------------------------------------------------------------------------- recipe

@@ -28,6 +28,7 @@ from torch import nn
 
 from .checkpoints import register_model
 from .data import loader, tensors
+from .interface import GenerativeModel
 from .recipes import Recipe, register_recipe
 from .training import History, UntilDeadline, deadline_after, train
 
@@ -117,9 +118,11 @@ class MLPDiscriminator(nn.Module):
         return self.net(x).squeeze(-1)
 
 
-class GANBase(nn.Module):
+class GANBase(GenerativeModel):
     """A generator and a discriminator kept together (one checkpoint, one ``train`` call)."""
 
+    family = "implicit (no density)"
+    likelihood_kind = "none"   # G defines p_g only through sampling: there is no density to evaluate
     generator: nn.Module
     discriminator: nn.Module
 
@@ -133,6 +136,23 @@ class GANBase(nn.Module):
         device = next(self.generator.parameters()).device
         z = torch.randn(n, self.z_dim, generator=generator).to(device)
         return self.generator(z)
+
+    # the interface (lecture13.interface): samples and a latent space, no likelihood
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n samples mapped from G's tanh range [−1, 1] to [0, 1]."""
+        self.eval()
+        return signed_to_unit(self.sample(n, generator))
+
+    def latent_description(self) -> str:
+        return f"{self.z_dim}-d, no encoder"
+
+    @torch.no_grad()
+    def interpolation(self, steps: int, seed: int = 0, pair: torch.Tensor | None = None) -> torch.Tensor:
+        """G on the line between two random codes z_0, z_1 ~ N(0, I) (a GAN has no encoder; ``pair``
+        is ignored)."""
+        self.eval()
+        z = torch.randn(2, self.z_dim, generator=torch.Generator().manual_seed(seed))
+        return signed_to_unit(self.generator(interpolate(z[0], z[1], steps)))
 
 
 @register_model
@@ -167,6 +187,18 @@ def discriminator_block(in_channels: int, out_channels: int, batch_norm: bool = 
         layers.append(nn.BatchNorm2d(out_channels))
     layers.append(nn.LeakyReLU(0.2))
     return nn.Sequential(*layers)
+
+
+def build_discriminator(width: int = 32) -> nn.Sequential:
+    """DCGAN's discriminator as one ``nn.Sequential`` of torch layers: (N, 1, 28, 28) → (N, 1) logits.
+
+    The layers of :class:`DCGANDiscriminator` (1×28×28 → w×14×14 → 2w×7×7 → one logit): strided
+    convolutions, no pooling, batch norm except on the input layer, LeakyReLU(0.2), one linear layer
+    to the logit. (Notebook 05's exercise; DCGANDiscriminator returns (N,) instead of (N, 1).)
+    """
+    return nn.Sequential(discriminator_block(1, width, batch_norm=False),     # 28 → 14
+                         discriminator_block(width, 2 * width),                # 14 → 7
+                         nn.Flatten(), nn.Linear(2 * width * 7 * 7, 1))
 
 
 class DCGANGenerator(nn.Module):

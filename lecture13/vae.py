@@ -31,6 +31,7 @@ from .autoencoders import ConvEncoder, check_images, fit_by_epochs, save_snapsho
 from .autoregressive import MaskedConv2d
 from .checkpoints import register_model
 from .data import loader, tensors
+from .interface import GenerativeModel, likelihood_report
 from .likelihood import bernoulli_log_likelihood, bits_per_dim
 from .recipes import Recipe, register_recipe
 from .sampling import draw_uniforms
@@ -174,8 +175,11 @@ class MLPDecoder(nn.Module):
 
 
 @register_model
-class VAE(nn.Module):
+class VAE(GenerativeModel):
     """Convolutional encoder q(z|x) = N(μ, diag σ²); Bernoulli decoder p(x|z); prior N(0, I)."""
+
+    family = "latent variable (explicit, approximate)"
+    likelihood_kind = "bound"
 
     def __init__(self, latent_dim: int = 32, channels: int = 32, hidden: int = 512):
         super().__init__()
@@ -216,6 +220,43 @@ class VAE(nn.Module):
         z = torch.randn(n, self.latent_dim, generator=generator)
         p = torch.sigmoid(self.decode(z))
         return p if probabilities else torch.bernoulli(p, generator=generator)
+
+    # ----------------------------------------------------------------- the interface (lecture13.interface)
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Binary samples: Bernoulli draws from p(x|z), z ~ N(0, I) (the model's own distribution)."""
+        self.eval()
+        return self.sample(n, generator, probabilities=False)
+
+    def likelihood(self, x: torch.Tensor, iw_k: int = 100, seed: int = 0) -> dict:
+        """Upper bounds on the NLL: −L_K (``nats``, the tighter) and −ELBO, since
+        log p(x) ≥ L_K ≥ L_1 = ELBO (Burda et al. 2016)."""
+        self.eval()
+        neg_elbo = -float(elbo(self, x, torch.Generator().manual_seed(seed)).double().mean())
+        neg_iw = -float(iw_log_likelihood(self, x, iw_k, torch.Generator().manual_seed(seed),
+                                          chunk=min(iw_k, 100)).double().mean())
+        return likelihood_report("bound", neg_iw, iw_k=iw_k, neg_elbo_nats=neg_elbo,
+                                 neg_elbo_bits_per_dim=bits_per_dim(neg_elbo))
+
+    def recorded_likelihood(self, metrics: dict, iw_k: int = 100) -> dict:
+        neg_iw, neg_elbo = metrics[f"iw_nll_k{iw_k}"], metrics["neg_elbo"]
+        return likelihood_report("bound", neg_iw, iw_k=iw_k, neg_elbo_nats=neg_elbo,
+                                 neg_elbo_bits_per_dim=bits_per_dim(neg_elbo), source="recorded")
+
+    def latent_description(self) -> str:
+        return f"{self.latent_dim}-d, with an encoder q(z|x)"
+
+    @torch.no_grad()
+    def interpolation(self, steps: int, seed: int = 0, pair: torch.Tensor | None = None) -> torch.Tensor:
+        """Decoder means on the line between the posterior means μ(x) of two real test images
+        ``pair`` (by default the first two of different classes)."""
+        from .gan import interpolate
+
+        self.eval()
+        if pair is None:
+            x, labels = tensors("test", "binary", limit=50)
+            pair = torch.stack([x[0], x[int(torch.nonzero(labels != labels[0])[0])]])
+        mu, _ = self.encode(pair)
+        return torch.sigmoid(self.decode(interpolate(mu[0], mu[1], steps)))
 
 
 class LocalAutoregressiveDecoder(nn.Module):

@@ -210,7 +210,7 @@ def test_an_exact_value_against_an_upper_bound_is_worded_as_what_it_decides():
 
 
 def test_missing_checkpoints_are_reported_not_fatal(capsys):
-    missing = comparison.Contender("not_a_shipped_model", "Nothing", "none", "none", "binary")
+    missing = comparison.Contender("not_a_shipped_model", "Nothing", "binary")
     assert comparison.load([missing]) == {}
     assert "not_a_shipped_model: not shipped yet" in capsys.readouterr().out
     empty = comparison.measure({}, comparison.QUICK, verbose=False)
