@@ -21,6 +21,7 @@ FAMILY_MODULES = (
     "lecture13.autoregressive",
     "lecture13.autoencoders", "lecture13.vae",
     "lecture13.gan",  # also imports lecture13.classifier (the Fréchet-distance features)
+    "lecture13.diffusion",
     "lecture13.flows",
 )
 
