@@ -184,7 +184,8 @@ def test_a_short_max_steps_run_is_exactly_the_start_of_the_full_run(tmp_path):
     flows._fit(short, {**options, "max_steps": 8})
     for key, value in short.state_dict().items():
         assert torch.equal(value, after_two_epochs.state_dict()[key]), key
-    assert not torch.equal(full.state_dict()["couplings.0.net.0.weight"], short.state_dict()["couplings.0.net.0.weight"])
+    key = "couplings.0.net.0.weight"
+    assert not torch.equal(full.state_dict()[key], short.state_dict()[key])          # the full run went on
 
 
 def test_the_command_line_trains_what_the_recipe_trains(tmp_path):
@@ -316,7 +317,7 @@ def test_s_and_t_of_the_unchanged_dimensions_stay_zero_in_training(ring_flow):
     for layer in ring_flow.couplings:
         s, t = layer.log_scale_and_shift(layer.mask * flows.test_points("ring", 100))
         keep = layer.mask.bool()
-        assert torch.equal(s[:, keep], torch.zeros_like(s[:, keep])) and torch.equal(t[:, keep], torch.zeros_like(t[:, keep]))
+        assert not s[:, keep].any() and not t[:, keep].any()
 
 
 @pytest.mark.parametrize("mistake,hint", list(LOG_DET_WRONG.items()))
