@@ -679,8 +679,12 @@ def train_toy_diffusion(distribution=None, steps: int = 2000, batch_size: int = 
     distribution = distribution or ring_of_gaussians(**RING)
     torch.manual_seed(seed)
     model = ToyDiffusion()
+    # The stream gets its own seed: ``train`` seeds the global generator with ``seed``, from which the
+    # loss draws t and ε, and a stream seeded alike would draw the very same numbers for the points'
+    # own Gaussian noise (randint, then randn, in both): ε would then be readable from x_t, and the
+    # network would learn that coincidence (a training loss below the Bayes limit) instead of the ring.
     with one_thread():
-        history = train(model, ToyStream(distribution, batch_size, steps, seed=seed),
+        history = train(model, ToyStream(distribution, batch_size, steps, seed=seed + 1),
                         lambda m, x: m.loss(x), lr=lr, seed=seed, progress=progress, desc="toy diffusion", device="cpu")
     return model, history
 
