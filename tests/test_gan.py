@@ -270,11 +270,13 @@ def test_generator_block_checks_catch_planted_bugs():
     assert exercises.run_checks(gan.generator_block, None, properties=dcgan_checks.generator_block_checks())[1] == []
     no_bn = lambda i, o: nn.Sequential(nn.ConvTranspose2d(i, o, 4, 2, 1, bias=False), nn.ReLU())  # noqa: E731
     stride1 = lambda i, o: nn.Sequential(nn.ConvTranspose2d(i, o, 4, 1, 1, bias=False), nn.BatchNorm2d(o), nn.ReLU())  # noqa: E731
-    biased = lambda i, o: nn.Sequential(nn.ConvTranspose2d(i, o, 4, 2, 1), nn.BatchNorm2d(o), nn.ReLU())  # noqa: E731
-    for bug, message in ((no_bn, "ConvTranspose2d → BatchNorm2d → ReLU"), (stride1, "twice the size"),
-                         (biased, "parameters do not match")):
+    uneven = lambda i, o: nn.Sequential(nn.ConvTranspose2d(i, o, 3, 2, 1, output_padding=1), nn.BatchNorm2d(o), nn.ReLU())  # noqa: E731
+    for bug, message in ((no_bn, "no batch norm"), (stride1, "expected (2, 8, 14, 14)"), (uneven, "checkerboard")):
         failures = exercises.run_checks(bug, None, properties=dcgan_checks.generator_block_checks())[1]
         assert failures and message in failures[0], failures
+    # a bias before the batch norm is redundant, not wrong; kernel 2 with stride 2 doubles the size too
+    biased = lambda i, o: nn.Sequential(nn.ConvTranspose2d(i, o, 2, 2), nn.BatchNorm2d(o), nn.ReLU())  # noqa: E731
+    assert exercises.run_checks(biased, None, properties=dcgan_checks.generator_block_checks(hidden=True))[1] == []
 
 
 def test_interpolate_ends_at_both_points_and_is_linear():

@@ -400,7 +400,8 @@ def test_fair_to_correct_answers(hostile):
 
 def test_a_sequential_of_a_named_ordered_dict_scores(hostile):
     g = hostile[0]["dcgan.ipynb"]
-    assert points(g) == {BLOCK: 2, INTERP: 2}, g.reasons()
+    assert points(g) == {BLOCK: 3, "ex-discriminator": 4, "ex-nearest-neighbours": 3, INTERP: 2,
+                         "ex-frechet-distance": 4}, g.reasons()
 
 
 def test_property_checks_still_see_what_the_answer_did(hostile):
