@@ -148,6 +148,24 @@ def interpolate(z0, z1, steps):
     t = (torch.arange(steps) / steps).unsqueeze(1)
     return (1 - t) * z0.unsqueeze(0) + t * z1.unsqueeze(0)
 '''),
+    "ex-discriminator": ("max pooling instead of strided convolutions", '''
+def build_discriminator(width):
+    return nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.LeakyReLU(0.2), nn.MaxPool2d(2),
+                         nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * width * 7 * 7, 1))
+'''),
+    "ex-nearest-neighbours": ("squared distances returned", '''
+def nearest_neighbours(queries, pool, k=1, batch_size=128):
+    q, p = queries.flatten(1), pool.flatten(1)
+    out = [(torch.cdist(q[i:i + batch_size], p) ** 2).topk(k, dim=1, largest=False) for i in range(0, len(q), batch_size)]
+    return torch.cat([d for d, _ in out]), torch.cat([j for _, j in out])
+'''),
+    "ex-frechet-distance": ("Tr(Σ_a Σ_b): the matrix square root missing", '''
+def frechet_distance(features_a, features_b):
+    a, b = features_a.double(), features_b.double()
+    c_a, c_b = torch.cov(a.T), torch.cov(b.T)
+    return float((a.mean(0) - b.mean(0)).pow(2).sum() + torch.trace(c_a) + torch.trace(c_b) - 2 * torch.trace(c_a @ c_b))
+'''),
     # 06_comparing_generative_models
     "ex-to-bits-per-dim": ("bits per image divided by ln 2 as well", '''
 def to_bits_per_dim(value, unit, num_dims=784):
