@@ -59,6 +59,27 @@ def sample_pixels(model, uniforms):
         p = torch.sigmoid(model(torch.zeros_like(uniforms)))
     return (uniforms < p).float()
 '''),
+    "ex-masked-conv": ("the mask flipped, as if F.conv2d flipped the kernel: every layer sees the future", '''
+def masked_conv2d(x, weight, bias, mask_type):
+    k = weight.shape[-1]
+    mask = ar.causal_mask(k, mask_type).flip(0, 1)
+    return F.conv2d(x, weight * mask, bias, padding=k // 2)
+'''),
+    "ex-complete": ("conditioned on zeros: the observed rows pasted in after sampling", '''
+def complete(model, top, uniforms):
+    x = torch.zeros_like(uniforms)
+    for r in range(top.shape[2], x.shape[2]):
+        for c in range(x.shape[3]):
+            p = torch.sigmoid(model.pixel_logits(x, r, c)[:, 0])
+            x[:, 0, r, c] = (uniforms[:, 0, r, c] < p).float()
+    x[:, :, :top.shape[2]] = top
+    return x
+'''),
+    "ex-categorical-nll": ("log(softmax) written out: infinite for confident logits", '''
+def categorical_nll(logits, x):
+    p = torch.softmax(logits, dim=1).gather(1, (x * 255).round().long())
+    return -torch.log(p).flatten(1).sum(dim=1)
+'''),
     # 02_autoencoders
     "ex-ae-loss": ("summed over the batch instead of the mean", '''
 def reconstruction_loss(x_hat, x):
@@ -83,6 +104,25 @@ def standardize(train_features, test_features):
         return (f - f.mean(0)) / (f.std(0) + 1e-6)
     return z(train_features), z(test_features)
 '''),
+    "ex-linear-probes": ("each probe fitted on the test features (the test set used for training)", '''
+def linear_probes(train_features, train_labels, test_features, test_labels, weight_decay=1e-2):
+    runs, classes = len(train_features), int(max(train_labels.max(), test_labels.max())) + 1
+    weight = torch.zeros(runs, test_features.shape[1], classes, requires_grad=True)
+    bias = torch.zeros(runs, 1, classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=200, line_search_fn="strong_wolfe")
+    x, y = test_features.expand(runs, -1, -1), test_labels.expand(runs, -1)
+
+    def objective():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy((x @ weight + bias).flatten(0, 1), y.flatten(), reduction="sum") / x.shape[1]
+        loss = loss + 0.5 * weight_decay * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(objective)
+    with torch.no_grad():
+        return ((test_features @ weight + bias).argmax(-1) == test_labels).float().mean(-1)
+'''),
     # 03_variational_autoencoders
     "ex-gaussian-kl": ("KL with the wrong sign", '''
 def gaussian_kl(mu, logvar):
@@ -98,9 +138,24 @@ def negative_elbo(x, logits, mu, logvar):
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=-1)
     return {"loss": (recon - kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
 '''),
+    "ex-vae-train-step": ("the step at z = mu: the noise eps ignored", '''
+def vae_train_step(model, optimizer, x, eps):
+    optimizer.zero_grad()
+    mu, logvar = model.encode(x)
+    parts = vae.negative_elbo(x, model.decode(mu), mu, logvar)
+    parts["loss"].backward()
+    optimizer.step()
+    return {k: v.item() for k, v in parts.items()}
+'''),
     "ex-iw-bound": ("log of the mean of exp(log w): underflows to -inf (no logsumexp)", '''
 def iw_bound(log_px_given_z, log_pz, log_qz):
     return torch.log(torch.exp(log_px_given_z + log_pz - log_qz).mean(dim=0))
+'''),
+    "ex-latent-usage": ("the KL summed over the images instead of averaged", '''
+def latent_usage(mu, logvar, threshold=0.01):
+    kl = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(dim=0)
+    activity = mu.var(dim=0)
+    return {"kl": kl, "activity": activity, "active": int((activity > threshold).sum())}
 '''),
     # 04_generative_adversarial_networks
     "ex-discriminator-loss": ("log(sigmoid) written out: infinite for confident logits (no softplus)", '''
@@ -181,6 +236,38 @@ def decide(a, b):
         return None
     return a["model"] if a["nats"] < b["nats"] else b["model"]
 """),
+    # 07_flows_and_diffusion
+    "ex-coupling-inverse": ("the scale applied again instead of undone", '''
+def coupling_inverse(layer, z):
+    b = layer.mask
+    s, t = layer.log_scale_and_shift(b * z)
+    return b * z + (1 - b) * (z - t) * torch.exp(s)
+'''),
+    "ex-coupling-log-det": ("the log-scales of every dimension summed (the unchanged ones too)", '''
+def coupling_log_det(layer, x):
+    s, _ = layer.log_scale_and_shift(layer.mask * x)
+    return s.sum(dim=1)
+'''),
+    "ex-q-sample": ("no square roots: ᾱ_t x_0 + (1 − ᾱ_t) ε", '''
+def q_sample(x0, t, noise, alpha_bars):
+    a = alpha_bars[t - 1].view(-1, *([1] * (x0.dim() - 1)))
+    return a * x0 + (1 - a) * noise
+'''),
+    "ex-ddpm-loss": ("the clean image as the target instead of the noise", '''
+def ddpm_loss(eps_model, x0, t, noise, alpha_bars):
+    a = alpha_bars[t - 1].view(-1, *([1] * (x0.dim() - 1)))
+    return ((eps_model(a.sqrt() * x0 + (1 - a).sqrt() * noise, t) - x0) ** 2).mean()
+'''),
+    "ex-reverse-step": ("noise added at the last step too", '''
+def reverse_step(eps_model, x_t, t, z, alpha_bars, sigmas):
+    a_t = float(alpha_bars[t - 1])
+    a_prev = float(alpha_bars[t - 2]) if t > 1 else 1.0
+    beta_t = 1 - a_t / a_prev
+    eps = eps_model(x_t, torch.full((len(x_t),), t, dtype=torch.long))
+    x0_hat = ((x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-1, 1)
+    mean = (math.sqrt(a_prev) * beta_t / (1 - a_t)) * x0_hat + (math.sqrt(1 - beta_t) * (1 - a_prev) / (1 - a_t)) * x_t
+    return mean + float(sigmas[t - 1]) * z
+'''),
 }
 
 
@@ -244,3 +331,57 @@ def drop_test_cells_and_reorder(nb) -> None:
 def json_without_nbformat(text: str) -> str:
     data = json.loads(text)
     return json.dumps(copy.deepcopy(data["cells"]))  # a list, not a notebook
+
+
+# ------------------------------------------------------------------ planted answers through the grader
+def points(solution_path: Path, grade_id: str) -> float:
+    """The nbgrader points of exercise ``grade_id`` (its test cell's metadata) in a solutions notebook."""
+    nb = nbformat.read(solution_path, as_version=4)
+    test = next(c for c in nb.cells if release.nbgrader(c).get("grade_id") == grade_id + "-test")
+    return float(release.nbgrader(test)["points"])
+
+
+def grade_planted(folder: Path, solution_path: Path, wrong: dict[str, list],
+                  different: dict[str, str]):
+    """One grading run of a notebook's planted answers, and the points each submission must get.
+
+    ``wrong``: grade_id → [(what is wrong, answer source)] (or bare sources), each must score 0;
+    ``different``: grade_id → a correct answer written differently from the solution (full marks).
+    Submissions: the solution, the untouched release, one with every different right answer, and
+    wrong-i with the i-th wrong answer of every exercise (the others left correct).
+    Returns ``(grades by student, {student: {grade_id: expected points}})``."""
+    from lecture13 import grading
+
+    ids = exercise_ids(nbformat.read(solution_path, as_version=4))
+    full = {gid: points(solution_path, gid) for gid in ids}
+    expected = {"correct.ipynb": full, "different.ipynb": full, "untouched.ipynb": dict.fromkeys(full, 0.0)}
+    write(folder, "correct.ipynb", submission(solution_path))
+    write(folder, "different.ipynb", submission(solution_path, different))
+    write(folder, "untouched.ipynb", submission(solution_path, correct=False))
+    for i in range(max((len(answers) for answers in wrong.values()), default=0)):
+        answers = {gid: _source(items[i]) for gid, items in wrong.items() if i < len(items)}
+        write(folder, f"wrong-{i}.ipynb", submission(solution_path, answers))
+        expected[f"wrong-{i}.ipynb"] = full | dict.fromkeys(answers, 0.0)
+    grades = grading.grade([folder], SOLUTIONS, jobs=2, progress=False)
+    return {g.student: g for g in grades}, expected
+
+
+def _source(item) -> str:
+    return item if isinstance(item, str) else item[1]
+
+
+def assert_points(grades, expected) -> None:
+    """Every submission got exactly the expected points; the untouched release scores zero because
+    nothing is implemented, and every other zero comes with a reason that is the answer's fault
+    (a failed check, not tampering, a call of the reference, a grader error or a missing answer)."""
+    assert set(grades) == set(expected), (sorted(grades), sorted(expected))
+    for student, want in expected.items():
+        g = grades[student]
+        got = {r.grade_id: r.points for r in g.results}
+        assert got == want, (student, g.reasons())
+        for r in g.results:
+            if student == "untouched.ipynb":
+                assert r.reason == "not implemented (NotImplementedError)", (r.grade_id, r.reason)
+            elif r.points == 0:
+                assert r.reason and not r.reason.startswith(
+                    ("tampered", "calls the reference", "grader error", "not implemented")), (student, r.grade_id, r.reason)

@@ -4,7 +4,7 @@ check says which pair of reports it got wrong."""
 import pytest
 
 import grading_cases as gc
-from lecture13 import comparison, grading
+from lecture13 import comparison
 from notebook_tools import SOLUTIONS, assert_check_catches, exercises, read, run_exercise
 
 PATH = SOLUTIONS / "06_comparing_generative_models.ipynb"
@@ -73,26 +73,10 @@ def test_a_different_right_answer_passes_the_visible_and_hidden_checks():
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("nb06")
-    points = {gid: float(next(c for c in NB06.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid + "-test")
-                         .metadata["nbgrader"]["points"]) for gid in EXERCISES}
-    expected = {"correct.ipynb": points, "different.ipynb": points, "untouched.ipynb": {g: 0 for g in points}}
-    gc.write(folder, "correct.ipynb", gc.submission(PATH))
-    gc.write(folder, "different.ipynb", gc.submission(PATH, {"ex-decide": DIFFERENT}))
-    gc.write(folder, "untouched.ipynb", gc.submission(PATH, correct=False))
-    for i, (_, answer) in enumerate(WRONG):
-        gc.write(folder, f"wrong-{i}.ipynb", gc.submission(PATH, {"ex-decide": answer}))
-        expected[f"wrong-{i}.ipynb"] = points | {"ex-decide": 0}
-    grades = grading.grade([folder], gc.SOLUTIONS, jobs=2, progress=False)
-    return {g.student: g for g in grades}, expected
+    """One grading run: each misreading in its own submission, the different right answer, the
+    solution and the untouched release."""
+    return gc.grade_planted(tmp_path_factory.mktemp("nb06"), PATH, {"ex-decide": WRONG}, {"ex-decide": DIFFERENT})
 
 
 def test_the_grader_gives_each_misreading_zero_and_the_right_answers_full_marks(graded):
-    grades, expected = graded
-    assert set(grades) == set(expected)
-    for student, want in expected.items():
-        got = {r.grade_id: r.points for r in grades[student].results}
-        assert got == want, (student, grades[student].reasons())
-        for r in grades[student].results:
-            if r.points == 0:
-                assert r.reason and not r.reason.startswith(("grader error", "calls the reference")), (student, r.reason)
+    gc.assert_points(*graded)

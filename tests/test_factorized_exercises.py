@@ -8,7 +8,7 @@ exercise's planted bug cannot leak into another's verdict.
 import pytest
 
 from notebook_tools import SOLUTIONS, assert_check_catches, exercises, read, run_exercise
-from lecture13 import grading, release
+from lecture13 import release
 
 import grading_cases as gc
 
@@ -93,44 +93,14 @@ def test_visible_checks_catch_planted_bugs(grade_id, answer):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """One grading run: submission k holds the k-th planted bug of every exercise (the solutions elsewhere),
-    'different' every correct-but-different answer;
-    'correct' the published solutions (full marks) and 'untouched' the release (zero)."""
-    folder = tmp_path_factory.mktemp("nb00")
-    expected = {}
-    full = {gid: gc_points(gid) for gid in EXERCISES}
-    for k in range(max(len(a) for a in PLANTED.values())):
-        wrong = {gid: answers[k] for gid, answers in PLANTED.items() if k < len(answers)}
-        gc.write(folder, f"wrong-{k}.ipynb", gc.submission(PATH, wrong))
-        expected[f"wrong-{k}.ipynb"] = full | {gid: 0.0 for gid in wrong}
-    gc.write(folder, "different.ipynb", gc.submission(PATH, DIFFERENT))
-    expected["different.ipynb"] = full
-    gc.write(folder, "correct.ipynb", gc.submission(PATH))                  # the published solutions
-    expected["correct.ipynb"] = full
-    gc.write(folder, "untouched.ipynb", gc.submission(PATH, correct=False))  # the release as it ships
-    expected["untouched.ipynb"] = {gid: 0.0 for gid in EXERCISES}
-    grades = grading.grade([folder], SOLUTIONS, jobs=2, progress=False)
-    return {g.student: g for g in grades}, expected
-
-
-def gc_points(grade_id):
-    return next(float(release.nbgrader(c)["points"]) for c in NB00.cells
-                if release.nbgrader(c).get("grade_id") == grade_id + "-test")
+    """One grading run: submission wrong-k holds the k-th planted bug of every exercise (the solutions
+    elsewhere), 'different' every correct-but-different answer, 'correct' the published solutions
+    (full marks) and 'untouched' the release (zero)."""
+    return gc.grade_planted(tmp_path_factory.mktemp("nb00"), PATH, PLANTED, DIFFERENT)
 
 
 def test_the_grader_gives_planted_bugs_zero_and_a_different_correct_answer_full_marks(graded):
-    grades, expected = graded
-    assert set(grades) == set(expected)
-    for student, want in expected.items():
-        g = grades[student]
-        got = {r.grade_id: r.points for r in g.results}
-        assert got == want, (student, g.reasons())
-        for r in g.results:
-            if student == "untouched.ipynb":
-                assert r.reason == "not implemented (NotImplementedError)", (r.grade_id, r.reason)
-            elif r.points == 0:  # a real failure of the test cell, not a grader problem or a reference call
-                assert r.reason and not r.reason.startswith(("tampered", "calls the reference", "grader error",
-                                                             "not implemented")), (student, r.grade_id, r.reason)
+    gc.assert_points(*graded)
 
 
 def test_different_correct_answers_pass_the_visible_checks():

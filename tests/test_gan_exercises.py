@@ -8,7 +8,6 @@ before G's step (stale gradients pile up over iterations), and the ``generator_l
 import pytest
 
 import grading_cases as gc
-from lecture13 import grading
 from notebook_tools import SOLUTIONS, assert_check_catches, exercises, read, run_exercise
 
 PATH = SOLUTIONS / "04_generative_adversarial_networks.ipynb"
@@ -203,41 +202,17 @@ def test_the_new_exercises_messages_name_input_expected_got_and_a_hint(grade_id,
 
 
 # ----------------------------------------------------------------------------- through the grader
-def _points(grade_id: str) -> float:
-    test = next(c for c in NB04.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id + "-test")
-    return float(test.metadata["nbgrader"]["points"])
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """One grading run: the i-th wrong answer of every exercise in submission wrong-i, every different
     right answer in one submission, the solution and the untouched release."""
-    folder = tmp_path_factory.mktemp("nb04")
-    full = {gid: _points(gid) for gid in EXERCISES}
-    expected = {"correct.ipynb": full, "different.ipynb": full, "untouched.ipynb": {gid: 0 for gid in full}}
-    gc.write(folder, "correct.ipynb", gc.submission(PATH))
-    gc.write(folder, "different.ipynb", gc.submission(PATH, DIFFERENT))
-    gc.write(folder, "untouched.ipynb", gc.submission(PATH, correct=False))
-    for i in range(max(len(answers) for answers in WRONG.values())):
-        answers = {gid: items[i][1] for gid, items in WRONG.items() if i < len(items)}
-        gc.write(folder, f"wrong-{i}.ipynb", gc.submission(PATH, answers))
-        expected[f"wrong-{i}.ipynb"] = full | {gid: 0 for gid in answers}
-    grades = grading.grade([folder], gc.SOLUTIONS, jobs=2, progress=False)
-    return {g.student: g for g in grades}, expected
+    return gc.grade_planted(tmp_path_factory.mktemp("nb04"), PATH, WRONG, DIFFERENT)
 
 
 def test_the_grader_gives_each_wrong_answer_zero_and_the_right_ones_full_marks(graded):
     grades, expected = graded
-    assert set(grades) == set(expected)
-    for student, want in expected.items():
-        g = grades[student]
-        got = {r.grade_id: r.points for r in g.results}
-        assert got == want, (student, g.reasons())
-        for r in g.results:
-            if r.points == 0:
-                assert r.reason and not r.reason.startswith(("tampered", "calls the reference", "grader error")), \
-                    (student, r.grade_id, r.reason)
-    assert sum(r.points for r in grades["correct.ipynb"].results) == sum(_points(gid) for gid in EXERCISES) == 17
+    gc.assert_points(grades, expected)
+    assert sum(r.points for r in grades["correct.ipynb"].results) == sum(gc.points(PATH, gid) for gid in EXERCISES) == 17
 
 
 def test_the_grader_names_the_planted_iteration_bugs(graded):
