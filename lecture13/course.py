@@ -29,6 +29,10 @@ NOTEBOOKS = (
     ("06_comparing_generative_models.ipynb", "Comparing generative models",
      "the three families side by side on one test set: likelihood (exact or a bound, and what each can decide), "
      "sample quality at one protocol, speed"),
+    ("07_flows_and_diffusion.ipynb", "Normalizing flows and diffusion models",
+     "the change of variables and affine coupling layers (an exact likelihood, checked), dequantization, "
+     "DDPM's forward noising, noise-prediction loss and denoising steps, ancestral sampling against DDIM, and "
+     "their sample quality at the course's protocol"),
 )
 
 

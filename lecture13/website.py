@@ -162,7 +162,7 @@ def index_page() -> str:
 
 One lecture on deep generative models, as notebooks you read here and run anywhere: what a generative
 model is, autoregressive pixel models (PixelRNN, PixelCNN), autoencoders and variational autoencoders,
-and generative adversarial networks. Every claim is shown by a measurement in the notebook; the pages
+generative adversarial networks, and then normalizing flows and diffusion models. Every claim is shown by a measurement in the notebook; the pages
 show the notebooks as they ran, with their figures and numbers.
 
 To run them, open a notebook's *student version* (with the exercises to fill in) on Binder or Colab with
