@@ -377,6 +377,21 @@ def free_bits_loss(nats_per_dim: float):
     return loss
 
 
+def train_step(model: VAE, optimizer: torch.optim.Optimizer, x: torch.Tensor, eps: torch.Tensor) -> dict[str, float]:
+    """One optimiser step of a VAE on the batch ``x`` with the negative ELBO, the reconstruction term
+    estimated at the reparameterised sample z = μ + σ ⊙ ε built from the given noise ``eps``
+    (N, latent_dim). Gradients are cleared first, so no earlier step leaks into this one.
+
+    Returns ``{"loss": −ELBO, "recon": −log p(x|z), "kl": KL}`` of the batch *before* the step, each the
+    mean over the images, as floats (what :func:`lecture13.training.train` logs from a ``step_fn``)."""
+    optimizer.zero_grad(set_to_none=True)
+    mu, logvar = model.encode(x)
+    parts = negative_elbo(x, model.decode(reparameterize(mu, logvar, eps), x), mu, logvar)
+    parts["loss"].backward()
+    optimizer.step()
+    return {k: float(v.detach()) for k, v in parts.items()}
+
+
 # --------------------------------------------------------------------------- likelihood estimates
 @torch.no_grad()
 def elbo(model: VAE, x: torch.Tensor, generator: torch.Generator | None = None,
@@ -449,20 +464,33 @@ def likelihood_table(model: VAE, x: torch.Tensor, ks=(1, 10, 100, 1000), seed: i
 
 # --------------------------------------------------------------------------- reading the results
 @torch.no_grad()
-def latent_usage(model: VAE, x: torch.Tensor, threshold: float = 0.01, batch_size: int = 500) -> dict:
-    """How much a VAE uses each latent dimension on the images ``x``:
+def encode_dataset(model: VAE, x: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """(μ, log σ²) of q(z|x) for every image of ``x``, each (N, latent_dim), ``batch_size`` images at a time."""
+    model.eval()
+    mu, logvar = (torch.cat(parts) for parts in zip(*(model.encode(xb) for xb in x.split(batch_size))))
+    return mu, logvar
 
-    * ``kl``: KL(q(z_j | x) ‖ N(0, 1)) averaged over x, nats per dimension (they sum to the ELBO's KL term);
-    * ``activity``: Var_x(E_q[z_j | x]), how far the code's mean moves with the image;
-    * ``active``: the number of dimensions with activity above ``threshold`` (0.01, Burda et al. 2016).
+
+def latent_usage_from_codes(mu: torch.Tensor, logvar: torch.Tensor, threshold: float = 0.01) -> dict:
+    """How much a VAE uses each latent dimension, from its encoder's (μ, log σ²) on N images (each (N, d)):
+
+    * ``kl``: KL(q(z_j | x) ‖ N(0, 1)) averaged over the images, nats per dimension, shape (d,) (they sum
+      to the ELBO's KL term);
+    * ``activity``: Var_x(E_q[z_j | x]), the (unbiased) variance over the images of the code's mean, (d,);
+    * ``active``: the number of dimensions with activity strictly above ``threshold`` (0.01, Burda et al. 2016).
 
     A dimension whose mean does not move with x carries no information about x: posterior collapse is
     many inactive dimensions, each with KL ≈ 0."""
-    model.eval()
-    mu, logvar = (torch.cat(parts) for parts in zip(*(model.encode(xb) for xb in x.split(batch_size))))
     kl = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).double().mean(0)
     activity = mu.double().var(0)
     return {"kl": kl, "activity": activity, "active": int((activity > threshold).sum())}
+
+
+@torch.no_grad()
+def latent_usage(model: VAE, x: torch.Tensor, threshold: float = 0.01, batch_size: int = 500) -> dict:
+    """:func:`latent_usage_from_codes` of the codes of the images ``x`` (:func:`encode_dataset`):
+    ``kl`` and ``activity`` per latent dimension and the number of ``active`` ones."""
+    return latent_usage_from_codes(*encode_dataset(model, x, batch_size), threshold=threshold)
 
 
 def bound_versus_exact(name: str, upper_bound: float, other: str, exact: float) -> str:

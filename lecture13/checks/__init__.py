@@ -3,6 +3,8 @@ cells pass to :func:`lecture13.exercises.check` and :func:`lecture13.exercises.a
 
 * :mod:`lecture13.checks.generative_models`: notebook 00 (the factorized model);
 * :mod:`lecture13.checks.autoencoders`: notebook 02 (autoencoders);
+* :mod:`lecture13.checks.vae`: notebook 03 (variational autoencoders: the training step, the KL per latent
+  dimension and the active units; its first exercises are checked against the reference's cases);
 * :mod:`lecture13.checks.gans`: notebook 04 (generative adversarial networks);
 * :mod:`lecture13.checks.dcgan`: notebook 05 (DCGAN).
 

@@ -243,3 +243,187 @@ def _pca_property(label: str, x: torch.Tensor, held_out: torch.Tensor, d: int) -
 def linear_autoencoder_checks(hidden: bool = False) -> list[Property]:
     """Properties of ``linear_autoencoder(x, latent_dim)`` (for :func:`lecture13.exercises.check`)."""
     return [_pca_property(*item) for item in pca_inputs(hidden)]
+
+
+# --------------------------------------------------------------------------- the linear probe
+def _softmax_fit(features: torch.Tensor, labels: torch.Tensor, classes: int, weight_decay: float, *, bias: bool = True,
+                 summed: bool = False, penalty: float = 0.5, penalise_bias: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax regression solved tightly in float64 (L-BFGS), with switches for the usual mistakes."""
+    a = features.double()
+    weight = torch.zeros(a.shape[1], classes, dtype=torch.float64, requires_grad=True)
+    offset = torch.zeros(classes, dtype=torch.float64, requires_grad=bias)
+    params = [weight] + ([offset] if bias else [])
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=1000, history_size=20, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-12, tolerance_change=1e-15)
+
+    def objective():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(a @ weight + offset, labels, reduction="sum" if summed else "mean")
+        loss = loss + penalty * weight_decay * (weight.pow(2).sum() + (offset.pow(2).sum() if penalise_bias else 0.0))
+        loss.backward()
+        return loss
+
+    opt.step(objective)
+    return weight.detach(), offset.detach()
+
+
+def _accuracy(fit: tuple[torch.Tensor, torch.Tensor], features: torch.Tensor, labels: torch.Tensor, pick=torch.argmax) -> float:
+    weight, offset = fit
+    return float((pick(features.double() @ weight + offset, dim=1) == labels).double().mean())
+
+
+def _scale_mistakes(want: torch.Tensor, test_size: int) -> list[tuple[str, Callable[[], torch.Tensor]]]:
+    """(hint, the accuracies that mistake reports) for the mistakes that need no refit."""
+    return [
+        ("a percentage: return the fraction of test images classified correctly, between 0 and 1", lambda: 100 * want),
+        ("a count: return the fraction of the test images classified correctly, not their number",
+         lambda: want * test_size),
+        ("that is the error rate: return the fraction classified *correctly*", lambda: 1 - want),
+    ]
+
+
+def _probe_mistakes(a, ya, b, yb, weight_decay: float) -> list[tuple[str, str, Callable[[], float]]]:
+    """(name, hint, the test accuracy that mistake reports) for one draw, computed only when needed."""
+    classes = int(max(ya.max(), yb.max())) + 1
+    fit = lambda x, y, **kw: _softmax_fit(x, y, classes, weight_decay, **kw)  # noqa: E731
+    majority = int(torch.bincount(ya, minlength=classes).argmax())
+    return [
+        ("train", "that is the accuracy on the training features: the probe is judged on the test features",
+         lambda: _accuracy(fit(a, ya), a, ya)),
+        ("test fit", "that is what a classifier fitted on the test features scores: fit on the training features only, the test "
+         "set may only be used to measure", lambda: _accuracy(fit(b, yb), b, yb)),
+        ("both fit", "that is what a classifier fitted on the training and the test features together scores: fit on the "
+         "training features only", lambda: _accuracy(fit(torch.cat([a, b]), torch.cat([ya, yb])), b, yb)),
+        ("argmin", "the class with the *lowest* logit was predicted: predict the class with the highest (argmax)",
+         lambda: _accuracy(fit(a, ya), b, yb, pick=torch.argmin)),
+        ("no bias", "a classifier without a bias: its logits are f W + b, and these features are not centred",
+         lambda: _accuracy(fit(a, ya, bias=False), b, yb)),
+        ("no penalty", "the weight_decay argument was ignored (no penalty, or a fixed one)",
+         lambda: _accuracy(_softmax_fit(a, ya, classes, 0.0), b, yb)),
+        ("summed", "the cross-entropy was summed over the training images: average it, so that the penalty keeps its weight "
+         "whatever their number", lambda: _accuracy(fit(a, ya, summed=True), b, yb)),
+        ("not halved", "the penalty was weight_decay · ‖W‖²: the convention is (weight_decay / 2) · ‖W‖²",
+         lambda: _accuracy(fit(a, ya, penalty=1.0), b, yb)),
+        ("bias penalised", "the bias was penalised too: only the weights W are", lambda: _accuracy(fit(a, ya, penalise_bias=True), b, yb)),
+        ("one class", "every test image was given the same class: is each label used as the target of its own image (as a class "
+         "index, or one-hot)?", lambda: float((yb == majority).double().mean())),
+    ]
+
+
+def probe_inputs(hidden: bool = False) -> list[tuple]:
+    """(label, train features (R, n, f), train labels (R, n), test features (m, f), test labels (m,), weight_decay,
+    tolerance, the mistakes the case is built for, whose hints come first). Every case but the last hidden one is built so that each usual mistake reports a different accuracy,
+    with the test points far from every boundary (any solver that converges gets the same accuracies)."""
+    shift = 0.25 if hidden else 0.0
+    g = torch.Generator().manual_seed(17 if hidden else 7)
+    noise = lambda n: 0.1 * torch.randn(n, 1, generator=g)                                # noqa: E731
+    line = lambda lo, hi, n: torch.linspace(lo, hi, n).unsqueeze(1)                        # noqa: E731
+    labels = lambda *counts: torch.cat([torch.full((n,), c) for c, n in counts])          # noqa: E731
+    with_noise = lambda x: torch.cat([x, noise(len(x))], 1)                                # noqa: E731
+
+    # A: three classes along the diagonal, every feature positive: without a bias every class is a cone
+    # through 0, and cones cannot separate points by their distance from 0.
+    def ray(n):
+        t = torch.cat([line(0.8 + c + shift, 1.2 + c + shift, n) for c in range(3)])
+        return torch.cat([t, t], 1) + torch.cat([noise(3 * n), noise(3 * n)], 1)
+    items = [("one draw (R = 1): 3 classes along a diagonal, all features positive (not centred)", ray(10)[None],
+              labels((0, 10), (1, 10), (2, 10))[None], ray(8), labels((0, 8), (1, 8), (2, 8)), 1e-2, 1e-6, ("no bias", "argmin"))]
+
+    # B: the training classes are split at 0; the test set has 10 images of class 0 at x in [0.3, 0.8], across
+    # that boundary. Two training images are mislabelled, so the training accuracy is 40/42.
+    train = torch.cat([line(-3, -1, 20), line(1, 3, 20), torch.tensor([[-2.0 - shift], [2.0 + shift]])])
+    test = torch.cat([line(-3, -1, 20), line(1.5, 3, 20), line(0.3 + shift / 2, 0.8, 10)])
+    items.append(("one draw: 2 classes split at 0; 10 test images of class 0 lie at x = 0.3 to 0.8, beyond the "
+                  "training boundary", with_noise(train)[None], labels((0, 20), (1, 20), (1, 1), (0, 1))[None],
+                  with_noise(test), labels((0, 20), (1, 20), (0, 10)), 1e-2, 1e-6, ("train", "test fit", "both fit")))
+
+    # C: weight_decay=1 on 30 training images of class 0 around -1 and 10 of class 1 around +1: the penalty keeps the
+    # weights small, so the bias, which favours the frequent class, moves the boundary to x ≈ 1.8 (without the
+    # penalty, or with the cross-entropy summed or the bias penalised, it is below 0.5; with the penalty not
+    # halved, above 3). In the three-draw case the class sizes are 30/10, 20/20 and 10/30: boundaries near 1.8, 0
+    # and -1.8 (a penalty R times too strong moves them to ±4.6; one probe for all draws puts it near 0 for all).
+    def sizes(n0, n1):
+        return torch.cat([line(-2.2, 0.2, n0), line(0.0, 2.0, n1)])
+    test_c = torch.cat([line(-2.0, -0.2, 10), line(0.7, 1.4, 10), line(2.3, 2.9, 10)])
+    items.append(("one draw, weight_decay=1.0, 30 training images of class 0 and 10 of class 1: test images of class 1 "
+                  "at x = 0.7-1.4 and 2.3-2.9", with_noise(sizes(30, 10))[None], labels((0, 30), (1, 10))[None],
+                  with_noise(test_c), labels((0, 10), (1, 20)), 1.0, 1e-6,
+                  ("no penalty", "summed", "not halved", "bias penalised")))
+    draws = [(30, 10), (20, 20), (10, 30)]
+    test_r = torch.cat([line(-4.0, -3.0, 5), line(-1.3, -0.5, 5), line(0.5, 1.3, 5), line(2.3, 3.0, 5), line(5.0, 5.5, 5)])
+    items.append(("R = 3 draws at once, weight_decay=1.0, classes of 30/10, 20/20 and 10/30 training images",
+                  torch.stack([with_noise(sizes(*n)) for n in draws]), torch.stack([labels((0, a), (1, b)) for a, b in draws]),
+                  with_noise(test_r), labels((0, 10), (1, 15)), 1.0, 1e-6, ()))
+    if hidden:
+        x_train, y_train = data.tensors("train", "unit")
+        x_test, y_test = data.tensors("test", "unit")
+        picks = [autoencoders.few_labels(y_train, 10, seed=s) for s in (3, 4)]
+        a, b = autoencoders.standardize(x_train[:, :, ::2, ::2].flatten(1), x_test[:, :, ::2, ::2].flatten(1))
+        items.append(("R = 2 draws of 10 labelled Fashion-MNIST training images per class at 14x14 pixels, standardized; "
+                      "the 2,000 test images", torch.stack([a[i] for i in picks]), torch.stack([y_train[i] for i in picks]),
+                      b, y_test, 1e-2, 0.01, ()))
+    return items
+
+
+def _draw_mistakes(a, ya, b, yb, weight_decay: float, want: torch.Tensor) -> list[tuple[str, Callable[[], torch.Tensor]]]:
+    """Mistakes of R probes at once: (hint, the accuracies that mistake reports)."""
+    runs, n, _ = a.shape
+    classes = int(max(ya.max(), yb.max())) + 1
+    pooled = _accuracy(_softmax_fit(a.flatten(0, 1), ya.flatten(), classes, weight_decay), b, yb)
+    return [
+        ("every draw got the accuracy of one probe fitted to all the draws together: fit each draw's probe on that draw only",
+         lambda: torch.full((runs,), pooled, dtype=torch.float64)),
+        (f"the penalty is {runs} times too strong: the cross-entropy was averaged over all R·n images while every probe's "
+         "penalty was added; each probe's objective is its own mean cross-entropy plus its own penalty",
+         lambda: torch.tensor([_accuracy(_softmax_fit(a[r], ya[r], classes, runs * weight_decay), b, yb)
+                               for r in range(runs)], dtype=torch.float64)),
+        ("every draw got the accuracy of the first draw's probe", lambda: want[:1].expand(runs)),
+    ]
+
+
+def _linear_probe_property(label, a, ya, b, yb, weight_decay, tolerance, focus=()) -> Property:
+    runs = len(a)
+    call = (f"linear_probes(train_features (shape {tuple(a.shape)}), train_labels (shape {tuple(ya.shape)}), "
+            f"test_features (shape {tuple(b.shape)}), test_labels, weight_decay={weight_decay})")
+
+    def probe_on(fn):
+        want = autoencoders.linear_probes(a, ya, b, yb, weight_decay=weight_decay).double()
+        out = fn(a.clone(), ya.clone(), b.clone(), yb.clone(), weight_decay)
+        if not isinstance(out, torch.Tensor):
+            try:
+                out = torch.as_tensor(out, dtype=torch.float64)
+            except (TypeError, ValueError, RuntimeError):
+                raise AssertionError(f"{label}: {call} should return a tensor of {runs} test accuracies, got "
+                                     f"{type(out).__name__}") from None
+        if out.numel() != runs:
+            raise AssertionError(f"{label}: {call} returned {out.numel()} values (shape {tuple(out.shape)}), expected "
+                                 f"one test accuracy per draw: shape ({runs},)")
+        got = out.detach().flatten().double()
+        if bool(((got - want).abs() <= tolerance).all()):
+            return
+        hints, mistakes = [], _scale_mistakes(want, len(yb))
+        if len(b) <= 200:                                # on the real images, only the hints that need no refit
+            if runs > 1:
+                mistakes += _draw_mistakes(a, ya, b, yb, weight_decay, want)
+            else:
+                single = sorted(_probe_mistakes(a[0], ya[0], b, yb, weight_decay),
+                                key=lambda m: focus.index(m[0]) if m[0] in focus else len(focus))
+                mistakes += [(h, lambda f=f: torch.tensor([f()], dtype=torch.float64)) for _, h, f in single]
+        for hint, wrong in mistakes:
+            value = wrong()
+            if bool(((value - want).abs() > tolerance).any()) and \
+                    bool(((value - got).abs() <= max(tolerance, 1e-6) * (1 + value.abs())).all()):
+                hints.append(hint)
+        hints = hints[:3]
+        hint = (f" — {hints[0]}" if len(hints) == 1 else
+                " — that is what each of these usual mistakes gives: " + "; or ".join(hints) if hints else "")
+        raise AssertionError(f"{label}: {call} returned {_fmt(got)}, expected the test accuracies {_fmt(want)} of "
+                             f"softmax regression fitted to each draw's training features{hint}")
+
+    probe_on.__name__ = f"probe_on({label})"
+    return probe_on
+
+
+def linear_probes_checks(hidden: bool = False) -> list[Property]:
+    """Properties of ``linear_probes(train_features, train_labels, test_features, test_labels, weight_decay)``."""
+    return [_one_thread(_linear_probe_property(*item)) for item in probe_inputs(hidden)]
