@@ -110,21 +110,39 @@ def test_ddim_is_faster_per_image_than_ancestral_sampling_on_the_same_noise(ddpm
     assert torch.equal(a, b) and ancestral > 3 * ddim          # deterministic, and T/steps = 10 times fewer calls
 
 
-def test_the_shipped_banks_against_the_dcgan_at_the_protocol():
-    """The notebook states, as measured, whether each diffusion bank beats the DCGAN; here the first 300
-    of each (a small-scale check of the direction, not the notebook's numbers)."""
+def _stored_markdown(cell_id: str) -> str:
+    import nbformat
+
+    from notebook_tools import SOLUTIONS, cell_by_id
+
+    cell = cell_by_id(nbformat.read(SOLUTIONS / "07_flows_and_diffusion.ipynb", as_version=4), cell_id)
+    return "\n".join("".join(o["data"]["text/markdown"]) for o in cell.outputs if "text/markdown" in o.get("data", {}))
+
+
+def test_the_notebooks_quality_table_is_the_protocol_on_the_shipped_banks():
+    """The stored table of section 3.6 is the protocol's score of the shipped banks (recomputed here on the
+    same 1,000 images), and the takeaway's verdicts against the DCGAN follow from the table's numbers."""
     try:
-        banks = {"ancestral": checkpoints.pretrained_samples("ddpm"), "ddim": diffusion.pretrained_ddim_samples("ddpm")}
+        banks = {"DDPM, ancestral": checkpoints.pretrained_samples("ddpm"),
+                 "DDPM, DDIM": diffusion.pretrained_ddim_samples("ddpm")}
     except checkpoints.CheckpointError:
         pytest.skip("the ddpm sample banks are not shipped")
+    table = {}
+    for line in _stored_markdown("quality").splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and cells[1].replace(",", "").isdigit():
+            table[cells[0]] = (float(cells[2].split()[0]), float(cells[3].rstrip("%")) / 100)
     reference = metrics.test_features()
-    dcgan = checkpoints.pretrained("dcgan").draw(300, torch.Generator().manual_seed(0))
-    gan = metrics.protocol_scores(dcgan, reference)
-    for name, bank in banks.items():
-        assert len(bank) >= 1000, name
-        ours = metrics.protocol_scores(bank[:300], reference)
-        assert 0 < ours["frechet"] and 0 <= ours["confident"] <= 1
-        print(name, ours, "dcgan", gan)
+    gan_fd, gan_conf = table["DCGAN (notebook 05)"]
+    verdicts = _stored_markdown("quality-takeaway")
+    for prefix, bank in banks.items():
+        name = next(n for n in table if n.startswith(prefix))
+        fd, conf = table[name]
+        scores = metrics.protocol_scores(bank[:metrics.QUALITY_SAMPLES], reference)
+        assert abs(scores["frechet"] - fd) <= 0.051 and abs(scores["confident"] - conf) <= 0.0011, (name, scores)
+        stated = verdicts.split(name + ":")[1].split(";")[0]
+        assert ("(beats it)" in stated.split("classifier")[0]) == (fd < gan_fd), stated
+        assert ("(beats it)" in stated.split("classifier")[1]) == (conf > gan_conf), stated
 
 
 def test_the_toy_score_field_points_to_the_data():

@@ -80,13 +80,9 @@ _CACHE: dict = {}
 def trained_model() -> diffusion.DDPM:
     """The shipped DDPM (checked by sha256), loaded once."""
     if "model" not in _CACHE:
-        from ..checkpoints import load_checkpoint, pretrained, read_manifest
+        from ..checkpoints import pretrained
 
-        if MODEL not in read_manifest():      # TEMPORARY (until the ddpm checkpoint ships): the training snapshot
-            from pathlib import Path
-            _CACHE["model"] = load_checkpoint(Path(__file__).resolve().parents[2] / "runs" / "ddpm_snapshot.pt")[0]
-        else:
-            _CACHE["model"] = pretrained(MODEL).eval()
+        _CACHE["model"] = pretrained(MODEL).eval()
     return _CACHE["model"]
 
 
