@@ -79,6 +79,18 @@ class MaskedConv2d(nn.Conv2d):
         return super().extra_repr() + f", mask_type={self.mask_type}"
 
 
+def masked_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, mask_type: str) -> torch.Tensor:
+    """What :class:`MaskedConv2d` computes, as a function: the k×k convolution of ``x`` (N, C_in, H, W)
+    with ``weight`` (C_out, C_in, k, k) times :func:`causal_mask` (k, ``mask_type``), zero-padded so the
+    output keeps H×W, plus ``bias`` (C_out,) or None. Output (r, c) sees only inputs before (r, c)
+    (and (r, c) itself for type B). F.conv2d is a cross-correlation: the kernel is not flipped."""
+    if weight.dim() != 4 or weight.shape[-1] != weight.shape[-2]:
+        raise ValueError(f"weight must be (C_out, C_in, k, k), got {tuple(weight.shape)}")
+    k = weight.shape[-1]
+    mask = causal_mask(k, mask_type).to(weight)
+    return F.conv2d(x, weight * mask, bias, padding=k // 2)
+
+
 def show_mask(mask: torch.Tensor, ax=None, title: str | None = None):
     """Draw a (k, k) causal mask cell by cell: green = weight kept, white = zeroed, grey lines =
     the kernel's cells, red frame = the centre (the pixel being predicted)."""
@@ -99,6 +111,18 @@ def show_mask(mask: torch.Tensor, ax=None, title: str | None = None):
 
 
 # --------------------------------------------------------------------------- the shared interface
+def categorical_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """−log p(x) in nats per image under one softmax over L = ``logits.shape[1]`` levels per pixel:
+    ``logits`` (N, L, H, W), ``x`` (N, 1, H, W) intensities k/(L−1). The chain rule's sum over the
+    pixels of −log softmax(l_i)[k_i], as a cross-entropy (stable for any logits)."""
+    if logits.dim() != 4 or x.dim() != 4 or x.shape[1] != 1 or logits.shape[0] != x.shape[0] \
+            or logits.shape[2:] != x.shape[2:]:
+        raise ValueError(f"logits (N, L, H, W) and images (N, 1, H, W) must match, got {tuple(logits.shape)} "
+                         f"and {tuple(x.shape)}")
+    target = (x[:, 0] * (logits.shape[1] - 1)).round().long()
+    return F.cross_entropy(logits, target, reduction="none").flatten(1).sum(dim=1)
+
+
 class AutoregressiveModel(GenerativeModel):
     """What the three models share: from ``logits(x)`` to an exact NLL per image.
 
@@ -141,8 +165,7 @@ class AutoregressiveModel(GenerativeModel):
         logits = self.logits(x)
         if self.levels == 2:
             return bernoulli_log_likelihood(logits, x)
-        target = (x[:, 0] * (self.levels - 1)).round().long()
-        return -F.cross_entropy(logits, target, reduction="none").flatten(1).sum(dim=1)
+        return -categorical_nll(logits, x)
 
     def nll(self, x: torch.Tensor) -> torch.Tensor:
         """−log p(x) in nats per image."""
@@ -360,6 +383,73 @@ def blind_spot(field: torch.Tensor, row: int) -> torch.Tensor:
     holes = ~seen & seen_higher
     holes[row:] = False
     return holes
+
+
+# --------------------------------------------------------------------------- one conditional at a time
+class Conditionals(nn.Module):
+    """A model seen as a sampler sees it: one conditional at a time.
+
+    ``pixel_logits(x, row, col)`` returns the logits of pixel (row, col) given the pixels of ``x``
+    before it in raster order, (N, 1) for a binary model (N, 256 for 8 bits). It keeps every
+    layer's activations (the cached steps of :mod:`lecture13.sampling`), so asking for the pixels
+    in raster order costs one position each, not a full forward pass; asking for an earlier pixel,
+    or changing a pixel it has already read, starts the cache again (the answers stay exact).
+    ``model(x)`` itself is refused: a full pass per pixel is what the cache avoids.
+    """
+
+    def __init__(self, model: AutoregressiveModel):
+        super().__init__()
+        from .sampling import STEPPERS
+
+        if type(model) not in STEPPERS:
+            raise TypeError(f"no cached steps for {type(model).__name__}")
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise TypeError("this model answers one conditional at a time: ask model.pixel_logits(x, row, col) "
+                        "(a full forward pass for every pixel is what it saves)")
+
+    @torch.no_grad()
+    def pixel_logits(self, x: torch.Tensor, row: int, col: int) -> torch.Tensor:
+        from .sampling import STEPPERS
+
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 1:
+            raise ValueError(f"x must be images of shape (N, 1, H, W), got "
+                             f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        n, _, height, width = x.shape
+        row, col = int(row), int(col)
+        if not (0 <= row < height and 0 <= col < width):
+            raise IndexError(f"pixel ({row}, {col}) lies outside the {height}×{width} images")
+        target = row * width + col
+        flat = x.detach().reshape(n, -1).float()
+        cache = self.__dict__.get("_cache")
+        if (cache is None or cache["shape"] != tuple(x.shape) or cache["position"] > target
+                or not torch.equal(cache["fed"][:, :cache["position"]], flat[:, :cache["position"]])):
+            self.model.eval()
+            steps = STEPPERS[type(self.model)](self.model, torch.zeros(n, 1, height, width))
+            cache = {"shape": tuple(x.shape), "position": 0, "steps": steps, "logits": next(steps)[2],
+                     "fed": torch.zeros(n, height * width)}
+            self.__dict__["_cache"] = cache
+        while cache["position"] < target:                 # feed the pixels up to (row, col), one step each
+            p = cache["position"]
+            cache["fed"][:, p] = flat[:, p]
+            cache["logits"] = cache["steps"].send(flat[:, p].clone())[2]
+            cache["position"] = p + 1
+        return cache["logits"].clone()
+
+
+def complete_given_top(model: Conditionals, top: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Binary images whose top R rows are ``top`` (N, 1, R, W) and whose other pixels are drawn in
+    raster order from p(x_i | x_<i), observed rows included in x_<i: x_i = 1 where u_i < p_i, with
+    ``uniforms`` (N, 1, H, W) (the same images as :func:`lecture13.sampling.complete` from those uniforms)."""
+    known = top.shape[2]
+    x = torch.zeros_like(uniforms)
+    x[:, :, :known] = top
+    for r in range(known, x.shape[2]):
+        for c in range(x.shape[3]):
+            p = torch.sigmoid(model.pixel_logits(x, r, c)[:, 0])
+            x[:, 0, r, c] = (uniforms[:, 0, r, c] < p).float()
+    return x
 
 
 # --------------------------------------------------------------------------- exact probabilities of tiny images

@@ -2,6 +2,9 @@
 cells pass to :func:`lecture13.exercises.check` and :func:`lecture13.exercises.assert_passes`.
 
 * :mod:`lecture13.checks.generative_models`: notebook 00 (the factorized model);
+* :mod:`lecture13.checks.autoregressive`: notebook 01 (the masked convolution, completion and the
+  256-way NLL; its first exercises' checks are in :mod:`lecture13.autoregressive` and
+  :mod:`lecture13.sampling`);
 * :mod:`lecture13.checks.autoencoders`: notebook 02 (autoencoders);
 * :mod:`lecture13.checks.vae`: notebook 03 (variational autoencoders: the training step, the KL per latent
   dimension and the active units; its first exercises are checked against the reference's cases);
