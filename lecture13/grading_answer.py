@@ -47,6 +47,18 @@ EQUIVALENTS = {
     "lecture13.sampling.sample_sequential": ["lecture13.sampling.sample_naive", "lecture13.sampling.sample_fast"],
     "lecture13.likelihood.bits_per_dim": ["lecture13.comparison.to_bits_per_dim"],
     "lecture13.comparison.to_bits_per_dim": ["lecture13.likelihood.bits_per_dim"],
+    # notebook 01: the package's samplers complete images; the layer's forward is the masked convolution
+    "lecture13.autoregressive.complete_given_top": ["lecture13.sampling.complete", "lecture13.sampling.sample_naive",
+                                                    "lecture13.sampling.sample_fast",
+                                                    "lecture13.sampling.sample_sequential"],
+    "lecture13.autoregressive.masked_conv2d": ["lecture13.autoregressive.MaskedConv2d.forward"],
+    # notebook 07: the layer's and the model's own methods do the exercises' work
+    "lecture13.flows.coupling_inverse": ["lecture13.flows.AffineCoupling.inverse"],
+    "lecture13.flows.coupling_log_det": ["lecture13.flows.AffineCoupling.forward"],
+    "lecture13.checks.diffusion.q_sample": ["lecture13.diffusion.q_sample"],
+    "lecture13.checks.diffusion.ddpm_loss": ["lecture13.diffusion.ddpm_loss"],
+    "lecture13.checks.diffusion.reverse_step": ["lecture13.diffusion.DDPM.reverse_step",
+                                                "lecture13.diffusion.DDPM.reverse_mean"],
 }
 
 
@@ -179,8 +191,15 @@ def neuter_references(expressions: list[str], namespace: dict) -> None:
 
 
 def _resolve(dotted: str):
-    module, _, name = dotted.rpartition(".")
-    return getattr(sys.modules.get(module), name, None)
+    """The object a dotted name of a loaded module names: a function, or a class's method."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        obj = sys.modules.get(".".join(parts[:cut]))
+        if obj is not None:
+            for name in parts[cut:]:
+                obj = getattr(obj, name, None)
+            return obj
+    return None
 
 
 # ----------------------------------------------------------------------------- one answer

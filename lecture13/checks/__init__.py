@@ -9,7 +9,10 @@ cells pass to :func:`lecture13.exercises.check` and :func:`lecture13.exercises.a
 * :mod:`lecture13.checks.vae`: notebook 03 (variational autoencoders: the training step, the KL per latent
   dimension and the active units; its first exercises are checked against the reference's cases);
 * :mod:`lecture13.checks.gans`: notebook 04 (generative adversarial networks);
-* :mod:`lecture13.checks.dcgan`: notebook 05 (DCGAN).
+* :mod:`lecture13.checks.dcgan`: notebook 05 (DCGAN);
+* :mod:`lecture13.checks.flows`: notebook 07 (the affine coupling layer's inverse and log-determinant);
+* :mod:`lecture13.checks.diffusion`: notebook 07 (q(x_t | x_0), the noise-prediction loss, one reverse
+  step; the references with the exercises' signatures are there too).
 
 The other notebooks' exercises are checked by comparing with the reference on the test cells' cases.
 
