@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import autoregressive as ar
+from .common import close, matching_hint
 
 Property = Callable[[Callable], None]
 
@@ -43,23 +44,8 @@ def _fmt(t, digits: int = 4, limit: int = 8) -> str:
     return f"[{text}]" + (f" (shape {tuple(t.shape)})" if len(flat) > limit or t.dim() != 1 else "")
 
 
-def _close(a, b, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
-        return False
-    return bool(torch.allclose(a.detach().double(), b.detach().double(), atol=atol, rtol=rtol, equal_nan=True))
-
-
-def _hint(got, mistakes: Sequence[tuple[Callable[[], torch.Tensor], str]], **tol) -> str:
-    """The hint of the first usual mistake whose result the answer reproduces ('' if none)."""
-    for result, hint in mistakes:
-        try:
-            with torch.no_grad():
-                wrong = result()
-        except Exception:
-            continue
-        if _close(got, wrong, **tol):
-            return f"\n     hint: {hint}"
-    return ""
+_close = close
+_hint = matching_hint
 
 
 def _seeded(seed: int, build: Callable, scale: float = 1.0):

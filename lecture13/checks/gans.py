@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import gan, toy
+from .common import close, matching_hint
 
 Property = Callable[[Callable], None]
 
@@ -38,23 +39,8 @@ def _fmt(t: torch.Tensor, digits: int = 4, limit: int = 9) -> str:
     return f"[{text}]" + (f" (shape {tuple(t.shape)})" if len(flat) > limit else "")
 
 
-def _close(a, b, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
-        return False
-    return bool(torch.allclose(a.detach().double(), b.detach().double(), atol=atol, rtol=rtol, equal_nan=True))
-
-
-def _hint(got: torch.Tensor, mistakes: Sequence[tuple[Callable[[], torch.Tensor], str]]) -> str:
-    """The hint of the first usual mistake whose result the answer reproduces ('' if none)."""
-    for result, hint in mistakes:
-        try:
-            with torch.no_grad():
-                wrong = result()
-        except Exception:
-            continue
-        if _close(got, wrong):
-            return f"\n     hint: {hint}"
-    return ""
+_close = close
+_hint = matching_hint
 
 
 def _compare(call: str, expected: torch.Tensor, got, mistakes=(), what: str = "result", nan_hint: str = "") -> None:
