@@ -162,9 +162,13 @@ def test_sampler_rejects_bad_arguments():
 def test_training_lowers_the_nll():
     images = (torch.rand(64, 1, 10, 10, generator=torch.Generator().manual_seed(0)) > 0.7).float()
     images[:, :, :, ::2] = images[:, :, :, :1]       # structure to learn: even columns copy column 0
-    model = ar.PixelCNN(channels=8, layers=2)
+    with torch.random.fork_rng():   # the initial weights from a seed, not from whatever ran before in the process
+        torch.manual_seed(0)
+        model = ar.PixelCNN(channels=8, layers=2)
     before = model.nll(images).mean().item()
-    history = train(model, [images[i:i + 32] for i in range(0, 64, 32)], ar.nll_loss, epochs=12, lr=2e-2,
+    # 30 epochs: after 12 the loss had fallen by less than 20 % for 4 of 10 initial seeds; after 30 it
+    # has fallen by 29-41 % for all 10
+    history = train(model, [images[i:i + 32] for i in range(0, 64, 32)], ar.nll_loss, epochs=30, lr=2e-2,
                     progress=False)
     assert history.series()[-1] < 0.8 * history.series()[0]
     assert model.nll(images).mean().item() < 0.8 * before
