@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -488,17 +490,27 @@ def ema_update(average: nn.Module, current: nn.Module, decay: float) -> None:
 # --------------------------------------------------------------------------- training
 def fit_ddpm(model: DDPM, data, lr: float = 1e-3, ema: float = 0.999, grad_clip: float | None = 1.0,
              epochs: int = 1, max_steps: int | None = None, deadline: float = math.inf,
-             after_epoch=None, seed: int | None = 0, progress: bool = True, device: str = "cpu") -> History:
+             after_epoch=None, seed: int | None = 0, progress: bool = True, device: str = "cpu",
+             state: str | Path | None = None) -> History:
     """Train ``model`` with L_simple by :func:`lecture13.training.train`, one epoch per call (so a time
     budget or a snapshot can act after any epoch). The optimiser trains a copy; ``model`` itself
     keeps the exponential moving average of that copy's weights (:func:`ema_update`), which is what
-    it samples with and what a checkpoint stores."""
+    it samples with and what a checkpoint stores.
+
+    ``state``: a file where the whole training state is saved after every epoch (the trained copy,
+    Adam's moments, the average, the update count and both random generators: the global one that
+    draws t and ε, and the loader's, which shuffles). If the file exists the run continues from it,
+    and the result is bit for bit the one an uninterrupted run gives: a CPU run of many hours can be
+    split over several sessions."""
     trainee = copy.deepcopy(model)
     optimizer = torch.optim.Adam(trainee.net.parameters(), lr=lr)
     update = gradient_step(trainee, ddpm_loss, optimizer, grad_clip)
     history = History()
-
-    updates = [0]   # every update so far, across the epochs
+    updates, first_epoch = [0], 0   # every update so far, across the epochs (and sessions)
+    if state is not None and Path(state).exists():
+        first_epoch, earlier = resume_training_state(state, model, trainee, optimizer, updates, data)
+        history.extend(earlier)
+        print(f"continuing from {state}: epoch {first_epoch}, {updates[0]} updates", flush=True)
 
     def step(x0: torch.Tensor) -> dict[str, float]:
         logged = update(x0)
@@ -507,18 +519,54 @@ def fit_ddpm(model: DDPM, data, lr: float = 1e-3, ema: float = 0.999, grad_clip:
         return logged
 
     model.to(device)
-    for epoch in range(epochs):
+    for epoch in range(first_epoch, epochs):
         remaining = None if max_steps is None else max_steps - len(history.steps)
         if (remaining is not None and remaining <= 0) or time.monotonic() > deadline:
             break
         run = train(trainee, UntilDeadline(data, deadline), step_fn=step, epochs=1, max_steps=remaining,
                     device=device, seed=seed if epoch == 0 else None, progress=progress,
                     desc=f"DDPM epoch {epoch + 1}")
+        for row in run.steps:
+            row["epoch"] = epoch
         history.extend(run)
         model.eval()
+        if state is not None and len(run.steps) == len(data):   # only whole epochs: a resumed run starts one
+            save_training_state(state, epoch + 1, model, trainee, optimizer, updates[0], data, history)
         if after_epoch is not None:
             after_epoch(model, epoch, history)
     return history
+
+
+def save_training_state(path: str | Path, epochs_done: int, model: DDPM, trainee: DDPM,
+                        optimizer: torch.optim.Optimizer, updates: int, data, history: History) -> None:
+    """Everything :func:`fit_ddpm` needs to continue after ``epochs_done`` epochs (atomic write)."""
+    payload = {"epochs_done": epochs_done, "updates": updates, "average": model.state_dict(),
+               "trainee": trainee.state_dict(), "optimizer": optimizer.state_dict(),
+               "torch_rng": torch.get_rng_state(), "data_rng": data.generator.get_state(),
+               "losses": torch.tensor(history.series(), dtype=torch.float64), "seconds": history.seconds}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def resume_training_state(path: str | Path, model: DDPM, trainee: DDPM, optimizer: torch.optim.Optimizer,
+                          updates: list[int], data) -> tuple[int, History]:
+    """Load a state saved by :func:`save_training_state` into the run; returns (epochs done, history so
+    far: one row per earlier step with its loss)."""
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(saved["average"])
+    trainee.load_state_dict(saved["trainee"])
+    optimizer.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["torch_rng"])
+    data.generator.set_state(saved["data_rng"])
+    updates[0] = int(saved["updates"])
+    losses = saved["losses"].tolist()
+    per_epoch = len(losses) // max(int(saved["epochs_done"]), 1)
+    history = History(steps=[{"step": i + 1, "epoch": i // max(per_epoch, 1), "loss": v} for i, v in enumerate(losses)],
+                      seconds=float(saved["seconds"]))
+    return int(saved["epochs_done"]), history
 
 
 # --------------------------------------------------------------------------- the recipe
@@ -583,8 +631,8 @@ def _fit(model: DDPM, options: dict) -> History:
     def after_epoch(m: DDPM, epoch: int, history: History) -> None:
         print(f"epoch {epoch + 1}: {len(history.steps)} steps, {history.seconds:.0f} s, "
               f"loss {sum(history.series()[-200:]) / len(history.series()[-200:]):.4f}", flush=True)
-        if snapshot:
-            save_checkpoint(m, snapshot, recipe="ddpm", steps=len(history.steps), train_seconds=round(history.seconds, 1),
+        if snapshot:   # "runs/ddpm-{epoch}.pt" keeps every epoch's snapshot; a plain path keeps the last
+            save_checkpoint(m, str(snapshot).format(epoch=epoch + 1), recipe="ddpm", steps=len(history.steps), train_seconds=round(history.seconds, 1),
                             note=f"snapshot after epoch {epoch + 1} ({len(history.steps)} steps), not shipped")
 
     with one_thread():
@@ -592,7 +640,7 @@ def _fit(model: DDPM, options: dict) -> History:
                         grad_clip=options.get("grad_clip", 1.0), epochs=options["epochs"],
                         max_steps=options.get("max_steps"), deadline=deadline_after(options.get("minutes")),
                         after_epoch=after_epoch, seed=options["seed"], progress=options.get("progress", True),
-                        device=options.get("device", "cpu"))
+                        device=options.get("device", "cpu"), state=options.get("state"))
 
 
 register_recipe(Recipe(

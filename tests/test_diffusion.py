@@ -196,6 +196,29 @@ def diffusion_score(model, points, t=20):
 
 
 # --------------------------------------------------------------------------- recipe and checkpoint
+def test_a_run_continued_from_its_saved_state_is_the_uninterrupted_run(tmp_path):
+    """A long CPU run split over sessions (``--option state=FILE``) gives the very weights of one
+    uninterrupted run: 3 epochs at once vs 1 epoch, then 2 more from the saved state."""
+    options = {"epochs": 3, "batch_size": 32, "lr": 1e-3, "seed": 0, "subset": "embedded", "limit": 96,
+               "progress": False}
+    torch.manual_seed(0)
+    whole = diffusion.DDPM(T=10, width=8)
+    diffusion._fit(whole, options)
+    state = tmp_path / "state.pt"
+    torch.manual_seed(0)
+    first = diffusion.DDPM(T=10, width=8)
+    diffusion._fit(first, {**options, "epochs": 1, "state": str(state)})
+    torch.manual_seed(1)                 # a new session: other global random state, another fresh model
+    torch.randn(5)
+    second = diffusion.DDPM(T=10, width=8)
+    history = diffusion._fit(second, {**options, "state": str(state)})
+    assert len(history.steps) == 9       # the 3 steps before the break count too
+    for key, value in whole.state_dict().items():
+        assert torch.equal(value, second.state_dict()[key]), key
+    changed = [k for k, v in first.state_dict().items() if not torch.equal(v, second.state_dict()[k])]
+    assert changed, "the continued run did not train: the state after epoch 1 came back unchanged"
+
+
 def test_a_snapshot_after_an_epoch_is_the_model_a_shorter_run_trains(tmp_path):
     """``train ddpm --max-steps N`` (N = the steps up to an epoch) trains exactly the snapshot that a
     longer run saved after that epoch: how the shipped model can be taken from a long run."""
