@@ -237,6 +237,15 @@ def measure_comparison(sizes: Sizes, previous: dict | None = None) -> tuple[str,
            f"{settings.naive_rows or 'all'} row(s) and extrapolated (see the sampling section for the full measurement).")
     if data["not_shipped"]:
         md += f"\n\nNot shipped yet, left out: {', '.join(data['not_shipped'])}."
+    if result.row("dcgan") is not None and result.references:
+        newcomers = comparison.NEWCOMERS if not sizes.quick else tuple(
+            comparison.Newcomer(c.name, c.label, c.sampler, c.bank, timed=1) for c in comparison.NEWCOMERS)
+        beyond = comparison.measure_beyond(result, newcomers)
+        data["beyond"] = {"rows": beyond.rows, "claims": comparison.beyond_claims(beyond)}
+        md += ("\n\n**Notebook 07's families** (notebook 06, section 12): the flow on 2-D points, the DDPM's bound on "
+               "other data than the table above (so neither is ranked against it); the DDPM's sample banks scored by the "
+               "same protocol as the DCGAN:\n\n" + comparison.beyond_markdown(beyond) + "\n\n" + "\n".join(
+                   f"* {c['claim']}: {marks[c['holds']]} ({c['evidence']})" for c in data["beyond"]["claims"]))
     return md, data
 
 

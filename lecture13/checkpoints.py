@@ -249,6 +249,12 @@ def headline_metric(metrics: dict[str, Any]) -> str:
         return (f"Fréchet distance {quality['frechet_distance']:.1f} ({quality['samples']:,} samples vs the 2,000 embedded "
                 f"test images: the course's sample-quality protocol)")
     m = metrics.get("full_test", {})
+    if m.get("per") == "point":   # a flow on 2-D toy points: nats per point, next to the true density's
+        return (f"NLL {m['nll_nats']:.3f} nats per point (the true density's: {m['true_nll_nats']:.3f}; "
+                f"{m['points']:,} test points)")
+    if "nll_bound_nats" in m:     # a diffusion model: an upper bound, on 8-bit grayscale images
+        return (f"NLL ≤ {m['nll_bound_nats']:.0f} nats (≤ {m['bound_bits_per_dim']:.3f} bits/dim; variational bound on "
+                f"{m['test_images']} 8-bit grayscale test images)")
     if "nll_nats" in m:
         return f"NLL {m['nll_nats']:.1f} nats ({m['bits_per_dim']:.3f} bits/dim)"
     if "iw_k" in m:

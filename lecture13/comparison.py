@@ -35,6 +35,7 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -723,3 +724,247 @@ def discussion(result: Comparison) -> str:
     out.append("**Not checked here**: that GANs are unstable to train (notebook 04 shows it over several seeds) and the "
                "absolute training times, which come from runs with different budgets on a shared machine.")
     return "\n\n".join(f"* {t}" for t in out)
+
+
+# --------------------------------------------------------------------------- beyond the lecture (notebook 07)
+@dataclass(frozen=True)
+class Newcomer:
+    """A model of notebook 07 in the comparison, read through the same interface as the contenders.
+
+    ``sampler`` names the model's method that draws (``draw``, or ``draw_ddim``: the same DDPM with
+    its few-step sampler); ``bank`` is the shipped sample bank its quality is scored on (None: no
+    images to score, e.g. the flow's 2-D points); ``timed`` how many samples are timed (one batch).
+    ``label`` may name the model's ``config`` entries, e.g. ``{T}``."""
+
+    name: str
+    label: str
+    sampler: str = "draw"
+    bank: Callable[[], torch.Tensor] | None = None
+    timed: int = 4
+
+
+def _ancestral_bank() -> torch.Tensor:
+    from .checkpoints import pretrained_samples
+
+    return pretrained_samples("ddpm")
+
+
+def _ddim_bank() -> torch.Tensor:
+    from .diffusion import pretrained_ddim_samples
+
+    return pretrained_ddim_samples("ddpm")
+
+
+NEWCOMERS = (
+    Newcomer("ddpm", "DDPM, ancestral ({T} steps)", "draw", _ancestral_bank, timed=4),
+    Newcomer("ddpm", "DDPM, DDIM ({ddim_steps} steps)", "draw_ddim", _ddim_bank, timed=16),
+    Newcomer("flow_ring", "RealNVP flow (ring of 8 Gaussians)", "draw", None, timed=2000),
+)
+
+
+@dataclass
+class Beyond:
+    """The newcomers' rows (one per :data:`NEWCOMERS` entry that is shipped) and the DCGAN's from the
+    main comparison, which the diffusion model's samples are scored against."""
+
+    rows: list[dict] = field(default_factory=list)
+    dcgan: dict | None = None
+    references: dict[str, dict] = field(default_factory=dict)
+    lecture_rows: list[dict] = field(default_factory=list)   # the main table's rows, for the likelihood claim
+    lecture_samples: int = 64                                 # how many samples the main table timed
+    samples: dict[str, torch.Tensor] = field(default_factory=dict)   # label: the first images of its bank
+
+    def row(self, label_start: str) -> dict | None:
+        return next((r for r in self.rows if r["label"].startswith(label_start)), None)
+
+
+def time_per_sample(model: nn.Module, sampler: str, n: int, seed: int = 0) -> float:
+    """Seconds per sample, drawing ``n`` with ``model.<sampler>`` on one thread after a warm-up of 1."""
+    model = _interface(model, "sampling rule")
+    draw_with = getattr(model, sampler)
+    with torch.no_grad(), torch_threads(1):
+        draw_with(1, torch.Generator().manual_seed(seed + 1))
+        started = time.perf_counter()
+        draw_with(n, torch.Generator().manual_seed(seed))
+        return (time.perf_counter() - started) / n
+
+
+def measure_beyond(result: Comparison, newcomers=NEWCOMERS, verbose: bool = True, classifier=None) -> Beyond:
+    """Notebook 07's models next to the lecture's: what each can say about p(x) (recorded with its
+    checkpoint, on the data it models), the quality of its shipped samples under the same protocol and
+    reference as :func:`measure` (so the DDPM is compared with the DCGAN like with like), its time per
+    sample on one thread, its training cost and its latent space."""
+    from .metrics import test_features
+
+    out = Beyond(dcgan=result.row("dcgan"), references=result.references, lecture_rows=result.rows,
+                 lecture_samples=result.settings.samples)
+    loaded: dict[str, tuple[nn.Module, dict]] = {}
+    reference = test_features(classifier) if result.references else None
+    for c in newcomers:
+        if c.name not in loaded:
+            try:
+                loaded[c.name] = pretrained(c.name, with_meta=True)
+            except CheckpointError as err:
+                _say(verbose, f"⚠ {c.name}: not shipped yet, left out ({str(err).split(';')[0]}). "
+                              f"Train it with `python -m lecture13 train {c.name} --ship`.")
+                continue
+        model, meta = loaded[c.name]
+        started = time.perf_counter()
+        label = c.label.format(**getattr(model, "config", {}))
+        row = {"name": c.name, "label": label, "family": model.family, "sampler": c.sampler,
+               "likelihood": recorded_likelihood(model, meta), "likelihood_metrics": meta.get("metrics", {}).get("embedded_test", {}),
+               "sample_s": time_per_sample(model, c.sampler, c.timed), "timed": c.timed,
+               "training": training_cost(meta), "latent": latent_description(model), "quality": None}
+        if c.bank is not None:
+            bank = c.bank()
+            out.samples[label] = bank[:10]
+            if reference is not None:
+                row["quality"] = {**quality(bank, reference, classifier), "source": "the shipped bank"}
+        out.rows.append(row)
+        q = row["quality"]
+        _say(verbose, f"{label:38s} {row['likelihood']['kind']:5s} {row['likelihood']['nats']:9.2f} nats per "
+                      f"{row['likelihood'].get('per', 'image')}   {1000 * row['sample_s']:8.2f} ms/sample"
+                      + ("" if q is None else f"   Fréchet {q['frechet']:6.1f}, sure {q['confident']:.0%} ({q['samples']} samples)")
+                      + f"   (measured in {time.perf_counter() - started:.1f} s)")
+    return out
+
+
+def _likelihood_cell(lik: dict) -> str:
+    """What a newcomer can say about p(x), with the data it is said on (never comparable across data)."""
+    if lik["kind"] == "none":
+        return "no likelihood"
+    per = lik.get("per", "image")
+    if lik["kind"] == "exact":
+        true = f"; the true density's: {lik['true_nats']:.3f}" if lik.get("true_nats") is not None else ""
+        return f"{lik['nats']:.3f} nats/{per} (exact){true}"
+    return (f"≤ {lik['nats']:.1f} nats/{per} = ≤ {lik['bits_per_dim']:.3f} bits/dim (variational bound; "
+            f"{lik.get('images', '?')} test images, {lik.get('data', '?')})")
+
+
+def _ms(seconds: float) -> str:
+    ms = 1000 * seconds
+    return f"{ms:,.0f}" if ms >= 100 else f"{ms:.3g}"
+
+
+def beyond_rows(beyond: Beyond, n: int = QUALITY_SAMPLES) -> list[dict]:
+    """The notebook's second table: one dict of display strings per row, the DCGAN's first."""
+    rows = []
+    g = beyond.dcgan
+    if g is not None:
+        rows.append({"model": "DCGAN (notebook 05, for reference)", "family": g["family"],
+                     "what it says about p(x)": "no likelihood",
+                     f"Fréchet distance ({n:,} samples)": f"{g['quality']['frechet']:.1f}" if g.get("quality") else "—",
+                     "classifier > 90 % sure": f"{g['quality']['confident']:.0%}" if g.get("quality") else "—",
+                     "ms per sample (1 thread, batch)": f"{_ms(g['sample_s'] / beyond.lecture_samples)} ({beyond.lecture_samples})",
+                     "training (min)": _num(g["training"]["seconds"] / 60 if g["training"]["seconds"] else None),
+                     "latent space": g["latent"]})
+    for r in beyond.rows:
+        q, train = r["quality"], r["training"]
+        rows.append({"model": r["label"], "family": r["family"], "what it says about p(x)": _likelihood_cell(r["likelihood"]),
+                     f"Fréchet distance ({n:,} samples)": f"{q['frechet']:.1f}" if q else "— (2-D points)",
+                     "classifier > 90 % sure": f"{q['confident']:.0%}" if q else "—",
+                     "ms per sample (1 thread, batch)": f"{_ms(r['sample_s'])} ({r['timed']:,})",
+                     "training (min)": _num(train["seconds"] / 60 if train["seconds"] else None),
+                     "latent space": r["latent"]})
+    return rows
+
+
+def beyond_markdown(beyond: Beyond) -> str:
+    rows = beyond_rows(beyond)
+    if not rows:
+        return "*Neither notebook 07 model is shipped yet.*"
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "—")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def beyond_figure(beyond: Beyond, result: Comparison, per_row: int = 10):
+    """Real grayscale test images, the DCGAN's samples and the DDPM's (both samplers, from the same x_T),
+    a row each: what the quality columns score."""
+    from .plotting import show_image_rows
+
+    rows = {"real test images (grayscale)": real_images("unit", limit=per_row)}
+    if "dcgan" in result.samples:
+        rows["DCGAN (notebook 05)"] = result.samples["dcgan"][:per_row]
+    rows.update({label: images[:per_row] for label, images in beyond.samples.items()})
+    return show_image_rows(list(rows.values()), list(rows), ncol=per_row)
+
+
+def beyond_claims(beyond: Beyond) -> list[dict]:
+    """The pros and cons the lecture's successors are taught with, each checked against
+    :func:`measure_beyond`'s numbers (``holds`` True, False or None = undecided, as :func:`claims`)."""
+    anc, ddim, flow, g = beyond.row("DDPM, ancestral"), beyond.row("DDPM, DDIM"), beyond.row("RealNVP"), beyond.dcgan
+    out = []
+
+    def claim(text: str, needs: tuple, test, evidence) -> None:
+        if any(x is None for x in needs):
+            out.append({"claim": text, "holds": None, "evidence": "not measured: a model is not shipped"})
+            return
+        try:
+            out.append({"claim": text, "holds": test(), "evidence": evidence()})
+        except (TypeError, KeyError):
+            out.append({"claim": text, "holds": None, "evidence": "not measured (a number is missing)"})
+
+    def by_noise(a: float, b: float, noise: float):
+        return True if a < b - 3 * noise else False if a > b + 3 * noise else None
+
+    noise = lambda: beyond.references["real"]["frechet_std"]  # noqa: E731  (grayscale samples: the grayscale reference)
+    per_sample = lambda r: r["sample_s"] if r is not g else g["sample_s"] / beyond.lecture_samples  # noqa: E731
+
+    if flow is not None:
+        lik, m = flow["likelihood"], flow["likelihood_metrics"]
+    claim("Flows: an exact likelihood (change of variables), which on toy data can be checked against the truth",
+          (flow,), lambda: lik["kind"] == "exact" and m["gap_nats"] > -3 * m["gap_se"],
+          lambda: f"NLL {lik['nats']:.3f} vs the true density's {lik['true_nats']:.3f} nats/point on {m['points']:,} test "
+                  f"points: the flow loses {m['gap_nats']:.3f} ± {m['gap_se']:.3f} nats/point, an estimate of KL(p ‖ q), "
+                  "which cannot be negative")
+    claim("Flows: exact inference, z = f(x) inverts to numerical precision (no encoder to learn)",
+          (flow,), lambda: m["inverse_error_float64"] < 1e-6,
+          lambda: f"largest round-trip error |f⁻¹(f(x)) − x|: {m['inverse_error_float64']:.1e} in float64, "
+                  f"{m['inverse_error_float32']:.1e} in float32 (1,000 test points)")
+    def better_samples():
+        """Below the DCGAN's Fréchet distance beyond the noise, and the classifier surer of more of them."""
+        verdict = by_noise(anc["quality"]["frechet"], g["quality"]["frechet"], noise())
+        return verdict and anc["quality"]["confident"] > g["quality"]["confident"]
+
+    claim("Diffusion models give the best samples, better than a GAN's (both protocol numbers)",
+          (anc, g), better_samples,
+          lambda: f"Fréchet distance DDPM {anc['quality']['frechet']:.1f} vs DCGAN {g['quality']['frechet']:.1f} "
+                  f"(noise ± {noise():.1f}); classifier sure of {anc['quality']['confident']:.0%} vs "
+                  f"{g['quality']['confident']:.0%}, {anc['quality']['samples']:,} samples each")
+    claim("Diffusion sampling is slow: T network calls per sample (≥ 10× a GAN's time per sample)",
+          (anc, g), lambda: per_sample(anc) / per_sample(g) >= 10,
+          lambda: f"{1000 * per_sample(anc):.0f} ms vs {1000 * per_sample(g):.2f} ms per sample on one thread: "
+                  f"{per_sample(anc) / per_sample(g):,.0f}×")
+    claim("A few-step sampler (DDIM) draws from the same model ≥ 5× faster",
+          (anc, ddim), lambda: anc["sample_s"] / ddim["sample_s"] >= 5,
+          lambda: f"{1000 * anc['sample_s']:.0f} vs {1000 * ddim['sample_s']:.0f} ms per sample: "
+                  f"{anc['sample_s'] / ddim['sample_s']:.1f}× faster, from the same x_T")
+    claim("... at a cost in quality: DDIM's samples score worse than the ancestral ones",
+          (anc, ddim), lambda: by_noise(anc["quality"]["frechet"], ddim["quality"]["frechet"], noise()),
+          lambda: f"Fréchet distance {ddim['quality']['frechet']:.1f} (DDIM) vs {anc['quality']['frechet']:.1f} "
+                  f"(ancestral), noise ± {noise():.1f}")
+    exact = [r for r in beyond.lecture_rows if r["likelihood"]["kind"] == "exact"]
+    best = min(exact, key=lambda r: r["likelihood"]["nats"]) if exact else None
+
+    def report(r: dict, test_set: str) -> dict:
+        return {"model": r["label"], "nats": r["likelihood"]["nats"], "test set": test_set,
+                "kind": "exact" if r["likelihood"]["kind"] == "exact" else "upper bound"}
+
+    def incomparable() -> bool:
+        a = report(anc, f"{anc['likelihood']['images']} test images, {anc['likelihood']['data']}")
+        b = report(best, "2,000 test images, binarized")
+        return anc["likelihood"]["kind"] == "bound" and decide(a, b) is None
+
+    claim("Diffusion models have only a bound on −log p(x), here on other data than the lecture's exact NLLs: "
+          "the two cannot be ranked", (anc, best), incomparable,
+          lambda: f"DDPM ≤ {anc['likelihood']['bits_per_dim']:.3f} bits/dim on {anc['likelihood']['images']} test "
+                  f"images in {anc['likelihood']['data']} vs {best['label']} {best['likelihood']['bits_per_dim']:.4f} bits/dim "
+                  "(exact) on 2,000 binarized ones: `decide` returns None (different test sets)")
+    return out
+
+
+def print_beyond_claims(beyond: Beyond) -> None:
+    for c in beyond_claims(beyond):
+        print(f"{MARKS[c['holds']]} {c['claim']}\n              {c['evidence']}")

@@ -117,13 +117,20 @@ def test_weights_table_lists_every_entry_with_its_headline_metric():
         "gan": {"model": "DCGAN", "bytes": 2_000_000, "train_seconds": 600, "metrics": {
             "embedded_test": {"frechet_distance": 70.04, "samples": 1000, "test_images": 2000},
             "full_test": {"frechet_distance": 71.0, "samples": 1000, "test_images": 10000}}},
+        "flow": {"model": "RealNVP", "bytes": 170_000, "metrics": {"full_test": {
+            "nll_nats": -0.4881, "bits_per_dim": -0.35, "true_nll_nats": -1.0781, "points": 100_000, "per": "point"}}},
+        "noise": {"model": "DDPM", "bytes": 1_430_000, "metrics": {"full_test": {
+            "nll_bound_nats": 2234.6, "bound_bits_per_dim": 4.112, "test_images": 200}}},
     }
     rows = checkpoints.weights_table(planted).splitlines()[2:]
     assert rows == [
         "| `ar` | PixelCNN | NLL 111.8 nats (0.206 bits/dim) | 0.18 MB | 40 min, cpu |",
+        "| `flow` | RealNVP | NLL -0.488 nats per point (the true density's: -1.078; 100,000 test points) | 0.17 MB | < 1 min, cpu |",
         "| `gan` | DCGAN | Fréchet distance 70.0 (1,000 samples vs the 2,000 embedded test images: the course's "
         "sample-quality protocol) | 2.00 MB | 10 min, cpu |",
         "| `latent` | VAE | −L_1000 114.2 nats (−ELBO 120.6) | 4.13 MB | < 1 min, cuda |",
+        "| `noise` | DDPM | NLL ≤ 2235 nats (≤ 4.112 bits/dim; variational bound on 200 8-bit grayscale test images) | 1.43 MB "
+        "| < 1 min, cpu |",
         "| `odd` | Thing | — | 0.00 MB | < 1 min, cpu |",
         "| `probe` | FeatureClassifier | accuracy 92.09% | 0.00 MB | < 1 min, cpu |",
     ]

@@ -168,7 +168,7 @@ def _planted(ar_nats=90, vae_bound=100, ar_s=5.0, fd=None, dcgan_fd=80.0, vae_me
     def row(name, kind, nats, sample_s, ips=None):
         lik = {"kind": kind} if kind == "none" else {"kind": kind, "nats": nats, "bits_per_dim": nats / 543.4,
                                                      "neg_elbo_nats": nats + 5, "iw_k": 10}
-        return {"name": name, "label": comparison.BY_NAME[name].label, "likelihood": lik, "sample_s": sample_s, "latent": "?",
+        return {"name": name, "label": comparison.BY_NAME[name].label, "family": "?", "likelihood": lik, "sample_s": sample_s, "latent": "?",
                 "quality": {"frechet": fd.get(name, dcgan_fd), "confident": 0.5, "samples": 1000},
                 "training": {"images_per_s": ips, "seconds": 60.0}}
 
@@ -207,6 +207,61 @@ def test_an_exact_value_against_an_upper_bound_is_worded_as_what_it_decides():
     assert "does not rank them" in comparison.discussion(_planted(dcgan_fd=139.0, vae_means_fd=140.0))
     flipped = comparison.discussion(_planted(fd={"factorized": 1300.0, "pixelcnn": 330.0, "pixelrnn": 300.0, "vae": 280.0}))
     assert "PixelCNN has the lower NLL" in flipped
+
+
+# --------------------------------------------------------------------------- notebook 07's models (section 12)
+def test_the_newcomers_are_read_through_the_interface_and_never_ranked_across_data():
+    """The shipped DDPM (both samplers) and flow, next to a planted main table: the DDPM's bound is the
+    recorded one on 200 grayscale images, its banks are scored by the main protocol, the flow's NLL is
+    per point with the true density's; the table, the figure and every claim come out."""
+    newcomers = tuple(comparison.Newcomer(c.name, c.label, c.sampler, c.bank, timed=1) for c in comparison.NEWCOMERS)
+    beyond = comparison.measure_beyond(_planted(), newcomers, verbose=False)   # the shipped classifier: the protocol
+    ddpm, ddim, flow = beyond.rows
+    assert ddpm["label"] == "DDPM, ancestral (200 steps)" and ddim["label"] == "DDPM, DDIM (20 steps)"
+    assert ddpm["likelihood"]["kind"] == "bound" and ddpm["likelihood"]["images"] == 200
+    assert "8-bit" in ddpm["likelihood"]["data"] and ddpm["likelihood"]["source"] == "recorded"
+    assert flow["likelihood"]["kind"] == "exact" and flow["likelihood"]["per"] == "point"
+    assert flow["likelihood"]["nats"] > flow["likelihood"]["true_nats"]          # cross-entropy ≥ entropy
+    assert ddpm["quality"]["samples"] == ddim["quality"]["samples"] == 1000 and flow["quality"] is None
+    assert ddim["quality"]["frechet"] > ddpm["quality"]["frechet"] + 10       # two banks, not one scored twice
+    table = comparison.beyond_markdown(beyond)
+    assert all(r["label"] in table for r in beyond.rows) and "DCGAN (notebook 05, for reference)" in table
+    assert "≤ " in table.split("DDPM, ancestral")[1].split("\n")[0]             # a bound is worded as one
+    fig = comparison.beyond_figure(beyond, _planted())
+    assert len(fig.axes) == 3                                                     # real images + the two DDPM banks
+    verdicts = {c["claim"]: c["holds"] for c in comparison.beyond_claims(beyond)}
+    assert len(verdicts) == 7 and verdicts[next(k for k in verdicts if "cannot be ranked" in k)] is True
+    assert None not in verdicts.values()
+
+
+def _planted_beyond(ddpm_fd=60.0, ddim_fd=90.0, dcgan_fd=80.0, ddpm_sure=0.6, dcgan_sure=0.5, ddpm_s=1.0, ddim_s=0.1,
+                    gap=0.1, inverse=1e-14, kind="bound"):
+    main = _planted(dcgan_fd=dcgan_fd)
+    main.row("dcgan")["quality"]["confident"] = dcgan_sure
+    lik = {"kind": kind, "nats": 2000.0, "bits_per_dim": 3.7, "images": 200, "data": "8-bit grayscale"}
+
+    def ddpm_row(label, fd, seconds):
+        return {"name": "ddpm", "label": label, "likelihood": lik, "sample_s": seconds, "timed": 4,
+                "quality": {"frechet": fd, "confident": ddpm_sure, "samples": 1000}, "training": {"seconds": 60.0},
+                "latent": "?", "family": "?", "likelihood_metrics": {}}
+
+    flow = {"name": "flow_ring", "label": "RealNVP flow", "likelihood": {"kind": "exact", "nats": 0.1 + gap, "true_nats": 0.1, "per": "point"},
+            "likelihood_metrics": {"gap_nats": gap, "gap_se": 0.01, "points": 10_000, "inverse_error_float64": inverse,
+                                   "inverse_error_float32": 1e-6},
+            "sample_s": 1e-5, "timed": 100, "quality": None, "training": {"seconds": 60.0}, "latent": "?", "family": "?"}
+    return comparison.Beyond(rows=[ddpm_row("DDPM, ancestral (200 steps)", ddpm_fd, ddpm_s),
+                                   ddpm_row("DDPM, DDIM (20 steps)", ddim_fd, ddim_s), flow],
+                             dcgan=main.row("dcgan"), references=main.references, lecture_rows=main.rows, lecture_samples=64)
+
+
+def test_the_newcomers_claims_follow_the_numbers():
+    verdict = lambda b: [c["holds"] for c in comparison.beyond_claims(b)]  # noqa: E731
+    assert verdict(_planted_beyond()) == [True] * 7
+    #             flow NLL below the truth, a bad inverse, DDPM worse than the GAN, fast, DDIM no faster and better
+    bad = _planted_beyond(gap=-0.5, inverse=1e-3, ddpm_fd=120.0, ddpm_s=0.0001, ddim_s=0.0001, ddim_fd=50.0, kind="exact")
+    assert verdict(bad) == [False] * 7
+    assert verdict(_planted_beyond(ddpm_sure=0.4))[2] is False           # better Fréchet but fewer sure: not both
+    assert verdict(_planted_beyond(ddpm_fd=79.0))[2] is None             # within 3× the noise: undecided
 
 
 def test_missing_checkpoints_are_reported_not_fatal(capsys):

@@ -283,20 +283,23 @@ def test_every_exercise_has_a_planted_wrong_answer():
 
 @pytest.fixture(scope="module")
 def course_run(tmp_path_factory):
+    """One grading run of the whole course: per notebook, two submissions that hold the planted wrong
+    answer (tests/grading_cases.py WRONG) of every other exercise — the even-numbered ones in one, the
+    odd-numbered in the other — and the solution's answer elsewhere. So every wrong answer must score 0,
+    every exercise must score full marks once with its right answer (next to wrong neighbours), and
+    nothing leaks from one exercise to the next. (Each notebook's solution, untouched release and other
+    wrong answers are graded by its own exercise tests: tests/test_*_exercises.py, grading_cases.grade_planted.)"""
     folder = tmp_path_factory.mktemp("course")
     expected = {}
     for path in gc.solution_notebooks():
         ids = gc.exercise_ids(nbformat.read(path, as_version=4))
         full = {gid: _points(path, gid) for gid in ids}
         stem = path.stem
-        gc.write(folder, f"{stem}/correct.ipynb", gc.submission(path))
-        expected[f"{stem}/correct.ipynb"] = full
-        gc.write(folder, f"{stem}/untouched.ipynb", gc.submission(path, correct=False))
-        expected[f"{stem}/untouched.ipynb"] = {gid: 0 for gid in ids}
-        for gid in ids:
-            if gid in gc.WRONG:
-                gc.write(folder, f"{stem}/wrong-{gid}.ipynb", gc.submission(path, {gid: gc.WRONG[gid][1]}))
-                expected[f"{stem}/wrong-{gid}.ipynb"] = full | {gid: 0}
+        for parity in (0, 1):
+            wrong = [gid for i, gid in enumerate(ids) if i % 2 == parity and gid in gc.WRONG]
+            if wrong:
+                gc.write(folder, f"{stem}/wrong-{parity}.ipynb", gc.submission(path, {g: gc.WRONG[g][1] for g in wrong}))
+                expected[f"{stem}/wrong-{parity}.ipynb"] = full | dict.fromkeys(wrong, 0)
     grades = grading.grade([folder], gc.SOLUTIONS, jobs=2, progress=False)
     return {g.student: g for g in grades}, expected
 
@@ -306,16 +309,19 @@ def _points(path, grade_id):
     return next(float(release.nbgrader(c)["points"]) for c in nb.cells if release.nbgrader(c).get("grade_id") == grade_id + "-test")
 
 
-def test_every_exercise_full_marks_release_zero_and_each_wrong_answer_zero_there_only(course_run):
+def test_each_wrong_answer_scores_zero_there_only_and_its_neighbours_full_marks(course_run):
     grades, expected = course_run
     assert set(grades) == set(expected)
+    wrong_somewhere = {gid for student, want in expected.items() if "wrong" in student for gid, v in want.items() if v == 0}
+    right_somewhere = {gid for student, want in expected.items() if "wrong" in student for gid, v in want.items() if v > 0}
+    assert wrong_somewhere == set(gc.WRONG) and right_somewhere >= set(gc.WRONG) - {
+        gid for path in gc.solution_notebooks() if len(ids := gc.exercise_ids(nbformat.read(path, as_version=4))) == 1
+        for gid in ids}   # each exercise is graded wrong once and (unless alone in its notebook) right once
     for student, want in expected.items():
         g = grades[student]
         assert points(g) == want, (student, g.reasons())
         for r in g.results:
-            if "untouched" in student:
-                assert r.reason == "not implemented (NotImplementedError)", (student, r.reason)
-            elif r.points == 0:
+            if r.points == 0:
                 assert r.reason and not r.reason.startswith(("tampered", "calls the reference", "grader error")), (student, r.reason)
 
 
