@@ -426,14 +426,20 @@ def reference_sentence(result: Comparison) -> str:
             f"{r['binarized']['frechet_std']:.1f} and {r['binarized']['confident']:.0%} sure.")
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """Rows of display strings as a Markdown table; the columns in the order they first appear."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "—")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def markdown(result: Comparison) -> str:
     """The table as Markdown (for ``IPython.display.Markdown`` and ``benchmarks/results.md``)."""
     rows = table_rows(result)
     if not rows:
         return "*No model is shipped yet: nothing to compare.*"
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(c, "—")) for c in columns) + " |" for row in rows]
+    lines = [markdown_table(rows)]
     ref = reference_sentence(result)
     return "\n".join(lines) + (f"\n\n{ref}" if ref else "")
 
@@ -472,6 +478,12 @@ def quality_noise(result: Comparison, *names: str) -> float | None:
         return None
     kinds = {"binarized" if n in BY_NAME and BY_NAME[n].space == "binary" else "real" for n in names} or {"real", "binarized"}
     return max(r[k]["frechet_std"] for k in kinds)
+
+
+def by_noise(a: float, b: float, noise: float) -> bool | None:
+    """Is the Fréchet distance a below b? True if below beyond 3× the metric's noise, False if above
+    beyond it, None (undecided) within it."""
+    return True if a < b - 3 * noise else False if a > b + 3 * noise else None
 
 
 def compare_with_bound(exact_nats: float, bound_nats: float) -> dict:
@@ -573,10 +585,6 @@ def claims(result: Comparison) -> list[dict]:
           ("pixelcnn",), lambda: s is not None and s["ratio"] >= 20 and s["same_samples"] and s["images"] >= 64,
           lambda: f"{s['ratio']:.0f}× at {s['images']} images, same samples: {s['same_samples']}")
     fd = lambda n: row[n]["quality"]["frechet"]  # noqa: E731
-
-    def by_noise(a: float, b: float, noise: float):
-        """True if a is below b beyond 3× the metric's noise, False if above, None if within it."""
-        return True if a < b - 3 * noise else False if a > b + 3 * noise else None
 
     h = result.sharpness
     gray = lambda: quality_noise(result, "dcgan")  # noqa: E731  (decoder means are grayscale too)
@@ -871,12 +879,7 @@ def beyond_rows(beyond: Beyond, n: int = QUALITY_SAMPLES) -> list[dict]:
 
 def beyond_markdown(beyond: Beyond) -> str:
     rows = beyond_rows(beyond)
-    if not rows:
-        return "*Neither notebook 07 model is shipped yet.*"
-    columns = list(dict.fromkeys(k for row in rows for k in row))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(c, "—")) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
+    return markdown_table(rows) if rows else "*Neither notebook 07 model is shipped yet.*"
 
 
 def beyond_figure(beyond: Beyond, result: Comparison, per_row: int = 10):
@@ -905,9 +908,6 @@ def beyond_claims(beyond: Beyond) -> list[dict]:
             out.append({"claim": text, "holds": test(), "evidence": evidence()})
         except (TypeError, KeyError):
             out.append({"claim": text, "holds": None, "evidence": "not measured (a number is missing)"})
-
-    def by_noise(a: float, b: float, noise: float):
-        return True if a < b - 3 * noise else False if a > b + 3 * noise else None
 
     noise = lambda: beyond.references["real"]["frechet_std"]  # noqa: E731  (grayscale samples: the grayscale reference)
     per_sample = lambda r: r["sample_s"] if r is not g else g["sample_s"] / beyond.lecture_samples  # noqa: E731
