@@ -252,8 +252,9 @@ class DDPM(GenerativeModel):
     """A noise-prediction U-Net with its schedule: ancestral sampling, DDIM, and the bound on −log p(x).
 
     Images are modelled in [−1, 1]; :meth:`draw` returns them in [0, 1]. The shipped ``ddpm``
-    (``python -m lecture13 train ddpm --ship --no-progress --max-steps 4690``: 5 epochs of the full
-    60,000 training images in batches of 64, 82 min on one thread of a busy CPU) draws an image in
+    (``python -m lecture13 train ddpm --ship --no-progress --epochs 15``: 15 epochs of the full
+    60,000 training images in batches of 64, 114 min on one CPU thread; it was shipped from the saved
+    training state of a longer run after its 15th epoch, which that command reproduces bit for bit) draws an image in
     200 network calls by :meth:`draw` and in 20 by :meth:`draw_ddim`; its quality, times and bound
     are in benchmarks/results.md ("Diffusion model (notebook 07)").
     """
@@ -658,7 +659,7 @@ register_recipe(Recipe(
     fit=_fit,
     evaluate=lambda model, subset: bound_report(model, subset),
     sample=ddpm_samples,
-    defaults={"epochs": 8, "batch_size": 64, "lr": 1e-3, "ema": 0.999, "grad_clip": 1.0, "minutes": None},
+    defaults={"epochs": 15, "batch_size": 64, "lr": 1e-3, "ema": 0.999, "grad_clip": 1.0, "minutes": None},
 ))
 
 

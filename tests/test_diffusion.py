@@ -259,9 +259,9 @@ def test_the_shipped_checkpoint_verifies_and_records_its_bound():
 
 def test_the_shipped_sample_banks_under_the_courses_protocol():
     """The recorded standing of the shipped model (benchmarks/results.md): the ancestral bank beats the
-    factorized baseline and the DDIM bank on the Fréchet distance and is more often classified with
-    confidence than the DCGAN's samples; it does *not* reach the DCGAN's Fréchet distance (issue 21's
-    goal, unmet after 4,690 steps)."""
+    DCGAN on both numbers of the protocol (issue 21's goal: Fréchet distance lower by more than 3× the
+    metric's noise, and more samples classified with confidence), and the DDIM bank and the factorized
+    baseline on the Fréchet distance."""
     model, meta = shipped()
     images, record = checkpoints.pretrained_samples("ddpm", with_meta=True)
     assert images.shape == (metrics.QUALITY_SAMPLES, 1, 28, 28) and record["n"] == 1000
@@ -270,8 +270,9 @@ def test_the_shipped_sample_banks_under_the_courses_protocol():
     ddim = metrics.protocol_scores(diffusion.pretrained_ddim_samples("ddpm"), reference)
     factorized = metrics.protocol_scores(checkpoints.pretrained("factorized").sample(1000), reference)
     dcgan = checkpoints.read_manifest()["dcgan"]["metrics"]["embedded_test"]
+    noise = metrics.quality_references(reference=reference)["real"]["frechet_std"]   # 5 draws of real images
+    assert ancestral["frechet"] < dcgan["frechet_distance"] - 3 * noise and ancestral["confident"] > dcgan["confident"]
     assert ancestral["frechet"] < ddim["frechet"] < factorized["frechet"]
-    assert ancestral["confident"] > dcgan["confident"] > ddim["confident"]
 
 
 def test_the_shipped_models_latent_interpolation_starts_and_ends_at_its_codes():
