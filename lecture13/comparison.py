@@ -612,8 +612,9 @@ def claims(result: Comparison) -> list[dict]:
 MARKS = {True: "✔ holds    ", False: "✘ fails    ", None: "? undecided"}
 
 
-def print_claims(result: Comparison) -> None:
-    for c in claims(result):
+def print_claims(result: Comparison | None, checked: list[dict] | None = None) -> None:
+    """Print checked claims, a verdict mark each: :func:`claims` of ``result`` unless ``checked`` is given."""
+    for c in claims(result) if checked is None else checked:
         print(f"{MARKS[c['holds']]} {c['claim']}\n              {c['evidence']}")
 
 
@@ -966,5 +967,4 @@ def beyond_claims(beyond: Beyond) -> list[dict]:
 
 
 def print_beyond_claims(beyond: Beyond) -> None:
-    for c in beyond_claims(beyond):
-        print(f"{MARKS[c['holds']]} {c['claim']}\n              {c['evidence']}")
+    print_claims(None, beyond_claims(beyond))
